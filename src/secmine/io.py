@@ -1,0 +1,155 @@
+"""Atomic, deterministic writers for tables, figures, JSON and Parquet.
+
+Nothing is half-written: every writer writes to a temporary file in the destination folder and
+renames it into place, creating the folder first (papermill and DVC create none).  Outputs are
+deterministic for the same inputs: no timestamps in SVG/PNG metadata, sorted JSON keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+TABLE_FORMATS = ("csv", "md", "tex")
+FIGURE_FORMATS = ("png", "svg")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write JSON with sorted keys and a trailing newline (stable bytes for DVC metrics)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
+    return write_text(path, text + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Path):
+        return value.as_posix()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool = False) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=index, lineterminator="\n")
+    return Path(path)
+
+
+def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, **kwargs)
+    return Path(path)
+
+
+def write_table(
+    df: pd.DataFrame,
+    stem: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = TABLE_FORMATS,
+    index: bool = False,
+    float_format: str = "{:.2f}",
+    caption: str | None = None,
+) -> dict[str, Path]:
+    """Write ``df`` as ``stem.csv`` (full precision), ``stem.md`` and ``stem.tex``.
+
+    Returns the written paths by format.
+    """
+    stem = Path(stem)
+    written: dict[str, Path] = {}
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        if fmt == "csv":
+            write_csv(df, path, index=index)
+        elif fmt == "md":
+            shown = _format_floats(df, float_format)
+            write_text(path, shown.to_markdown(index=index) + "\n")
+        elif fmt == "tex":
+            shown = _format_floats(df, float_format)
+            latex = shown.to_latex(index=index, caption=caption, escape=True, longtable=len(df) > 40)
+            write_text(path, latex)
+        else:
+            raise ValueError(f"unknown table format {fmt!r}; use one of {TABLE_FORMATS}")
+        written[fmt] = path
+    return written
+
+
+def _format_floats(df: pd.DataFrame, float_format: str) -> pd.DataFrame:
+    import pandas as pd
+
+    shown = df.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else float_format.format(v))
+    return shown
+
+
+def save_figure(
+    fig: Figure,
+    stem: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = FIGURE_FORMATS,
+    dpi: int = 150,
+) -> dict[str, Path]:
+    """Save ``fig`` as PNG and SVG with no timestamps, so reruns give the same bytes."""
+    import matplotlib as mpl
+
+    stem = Path(stem)
+    written: dict[str, Path] = {}
+    with mpl.rc_context({"svg.hashsalt": "secmine", "svg.fonttype": "path"}):
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            metadata: dict[str, Any]
+            if fmt == "svg":
+                metadata = {"Date": None, "Creator": None}
+            elif fmt == "png":
+                metadata = {"Software": None}
+            elif fmt == "pdf":
+                metadata = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
+            else:
+                metadata = {}
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+            written[fmt] = path
+    return written
