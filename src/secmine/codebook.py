@@ -117,10 +117,13 @@ class Codebook:
         """The code a coder's label means; :class:`CodebookError` naming ``where`` if none."""
         code = self.get(code_type, label)
         if code is None:
-            from rapidfuzz import process
+            from rapidfuzz import fuzz, process, utils
 
             choices = [c.name for c in self.of_type(code_type)]
-            close = [name for name, score, _ in process.extract(label, choices, limit=3) if score >= 60]
+            matches = process.extract(
+                label, choices, scorer=fuzz.token_sort_ratio, processor=utils.default_process, limit=3, score_cutoff=50
+            )
+            close = [name for name, _, _ in matches]
             hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
             prefix = f"{where}: " if where else ""
             raise CodebookError(f"{prefix}unknown {code_type} code {label!r}{hint}")

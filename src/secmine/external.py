@@ -91,10 +91,12 @@ def _replace_with_link(link: Path, target: Path) -> None:
 def link_external(
     source_dir: str | os.PathLike[str] | None = None,
     *,
+    dest_dir: str | os.PathLike[str] | None = None,
     download_if_missing: bool = True,
     api_url: str | None = None,
 ) -> dict[str, str]:
-    """Make ``data/external/{ai_sec_dev,ai_issues}`` point at the external data.
+    """Make ``data/external/{ai_sec_dev,ai_issues}`` (or the same under ``dest_dir``) point at the
+    external data.
 
     Returns what each link points to (or ``downloaded``/``absent``).  Raises
     :class:`ExternalDataError` with a paragraph on how to provide the data when the replication
@@ -102,7 +104,8 @@ def link_external(
     """
     source = Path(source_dir).resolve() if source_dir is not None else config.external_source_dir()
     result: dict[str, str] = {}
-    replication_link = config.replication_dir()
+    dest = Path(dest_dir) if dest_dir is not None else config.EXTERNAL_DATA_DIR
+    replication_link = dest / "ai_sec_dev"
     if (source / "ai_sec_dev").is_dir():
         _replace_with_link(replication_link, source / "ai_sec_dev")
         result["ai_sec_dev"] = str(source / "ai_sec_dev")
@@ -119,7 +122,7 @@ def link_external(
     else:
         raise ExternalDataError(how_to_provide(source, "download disabled"))
 
-    snapshot_link = config.snapshot_dir()
+    snapshot_link = dest / "ai_issues"
     if (source / "ai_issues").is_dir():
         _replace_with_link(snapshot_link, source / "ai_issues")
         result["ai_issues"] = str(source / "ai_issues")
