@@ -53,6 +53,7 @@ lock: ## re-resolve and pin requirements.txt (needs network access to PyPI)
 	rm -rf /tmp/secmine-lock && $(PYTHON) -m venv /tmp/secmine-lock
 	/tmp/secmine-lock/bin/pip install --quiet torch==2.13.0 -e '.[test]'
 	/tmp/secmine-lock/bin/pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.txt
+	$(PYTHON) tools/sync_environment.py
 
 clean-venv: ## remove .venv
 	rm -rf $(VENV)
