@@ -132,3 +132,20 @@ def test_real_replication_package(replication_root: Path) -> None:
     assert set(labelled.split) == {"train", "test"} and set(labelled.is_security) == {0, 1}
     security = replication.load_security_only(replication_root)
     assert security.thread_id.is_unique and len(security) > 0
+
+
+def test_security_only_reads_any_list_by_file_name(tiny_replication: Path) -> None:
+    folder = tiny_replication / "classifier" / "inference" / "distilbert"
+    with pd.ExcelWriter(folder / "gh_issue_security_only.xlsx") as writer:
+        pd.DataFrame({"repo": ["org/lib", "org/lib"], "number": [10, 11]}).to_excel(writer, index=False)
+    ids = replication.load_security_only(tiny_replication)
+    assert set(ids.thread_id) == {
+        "hf:discussion:org/model-a#1",
+        "hf:discussion:org/model-b#2",
+        "gh:issue:org/lib#10",
+        "gh:issue:org/lib#11",
+    }
+    with pd.ExcelWriter(folder / "mystery_security_only.xlsx") as writer:
+        pd.DataFrame({"a": ["x/y"], "b": [1]}).to_excel(writer, index=False)
+    with pytest.raises(replication.ReplicationError, match="mystery_security_only.xlsx: cannot tell the platform"):
+        replication.load_security_only(tiny_replication)

@@ -388,22 +388,45 @@ def load_labelled(root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     return _validate(LABELLED_SCHEMA(), labelled, root_path / "classifier")
 
 
-def load_security_only(root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """Ids of the threads the paper's distilBERT marked as security, from whichever
-    ``classifier/inference/distilbert/*_security_only.xlsx`` lists are present.
+def _security_only_target(name: str) -> tuple[str, str] | None:
+    """``hf_disc_security_only.xlsx`` -> (huggingface, discussion); gh_disc -> GitHub discussions;
+    gh_issue / gh_iss -> GitHub issues; anything else -> None."""
+    stem = name.casefold()
+    if stem.startswith("hf"):
+        return "huggingface", "discussion"
+    if stem.startswith("gh_disc"):
+        return "github", "discussion"
+    if stem.startswith(("gh_iss", "gh_pr")):
+        return "github", "issue"
+    return None
 
-    Columns: ``platform, kind, repo, number, thread_id``.  (The public package lacks the GitHub
-    issues list; it is read when present.)
+
+def load_security_only(root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Ids of the threads the paper's distilBERT marked as security, from every
+    ``classifier/inference/distilbert/*_security_only.xlsx`` list present.
+
+    Columns: ``platform, kind, repo, number, thread_id``.  The public package has the HF and GitHub
+    discussion lists (``model_id, num`` and ``repo_name, discussion_number``); a GitHub issues list
+    (``gh_issue*_security_only.xlsx``) is read when present, its first two columns taken as
+    repository and number when the names differ.
     """
     import pandas as pd
 
     folder = _root(root) / SECURITY_ONLY_DIR
     frames = []
-    for name, (platform, kind, repo_col, num_col) in SECURITY_ONLY_FILES.items():
-        path = folder / name
-        if not path.is_file():
-            continue
-        frame = _read_excel(path, required=(repo_col, num_col))
+    for path in sorted(folder.glob("*_security_only.xlsx")):
+        target = _security_only_target(path.name)
+        if target is None:
+            raise ReplicationError(f"{path}: cannot tell the platform from the file name")
+        platform, kind = target
+        known = SECURITY_ONLY_FILES.get(path.name)
+        frame = _read_excel(path, required=known[2:] if known else ())
+        if known:
+            repo_col, num_col = known[2], known[3]
+        elif len(frame.columns) >= 2:
+            repo_col, num_col = frame.columns[0], frame.columns[1]
+        else:
+            raise ReplicationError(f"{path}: expected two columns (repository, number)")
         repos, numbers = [], []
         for position, record in enumerate(frame.to_dict(orient="records")):
             row = position + 2
@@ -416,7 +439,7 @@ def load_security_only(root: str | os.PathLike[str] | None = None) -> pd.DataFra
         part["thread_id"] = [thread_id(platform, kind, r, n) for r, n in zip(repos, numbers)]
         frames.append(part)
     if not frames:
-        raise ReplicationError(f"{folder}: none of {', '.join(SECURITY_ONLY_FILES)} found")
+        raise ReplicationError(f"{folder}: no *_security_only.xlsx list found")
     out = pd.concat(frames, ignore_index=True)
     out["number"] = out["number"].astype("int64")
     return out.drop_duplicates("thread_id").reset_index(drop=True)
