@@ -50,7 +50,6 @@ SECURITY_ONLY_FILES: dict[str, tuple[str, str, str, str]] = {
     # file name: (platform, kind, repo column, number column)
     "hf_disc_security_only.xlsx": ("huggingface", "discussion", "model_id", "num"),
     "gh_disc_security_only.xlsx": ("github", "discussion", "repo_name", "discussion_number"),
-    "gh_issue_security_only.xlsx": ("github", "issue", "repo_name", "issue_number"),
 }
 
 POSTS_FILE = "theme/data.xlsx"
