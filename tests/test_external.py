@@ -169,3 +169,25 @@ def test_real_external_data_validates(external_root: Path, tmp_path: Path) -> No
     assert counts["issue_codes"] == 32 and counts["solution_codes"] == 24
     assert counts["coded_posts"] > 0 and counts["snapshot_threads"] > 0
     assert "ai_issues/issues.jsonl.gz" in manifest["files"]
+
+
+def test_cli_validate_and_clear_error(tiny_replication: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from secmine.cli import app
+
+    runner = CliRunner()
+    args = [
+        "external", "validate",
+        "--replication-dir", str(tiny_replication),
+        "--snapshot-dir", str(tmp_path / "none"),
+        "--manifest", str(tmp_path / "out" / "manifest.json"),
+        "--metrics", str(tmp_path / "out" / "metrics.json"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["coded_posts"] == 4
+    (tiny_replication / "theme" / "data.xlsx").unlink()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "lacks theme/data.xlsx" in result.output
