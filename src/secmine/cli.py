@@ -14,6 +14,7 @@ import typer
 
 COMMAND_MODULES: tuple[str, ...] = (
     "secmine.external",
+    "secmine.thematic.commands",
 )
 
 app = typer.Typer(

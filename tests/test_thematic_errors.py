@@ -1,0 +1,135 @@
+"""Bad input to the thematic stage: a clear error naming file, row and field, or a listed warning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from secmine.cli import app
+from secmine.codebook import CodebookError
+from secmine.replication import ReplicationError
+from secmine.thematic import counting
+from secmine.thematic.stage import ThematicInputError, as_bool, load_inputs, resolve_codebook
+
+FIXTURE = Path(__file__).parent / "fixtures" / "thematic"
+CODEBOOK = FIXTURE / "codebook.yaml"
+HEADER = "source,id,issue,solution\n"
+
+
+def _coded(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "coded.csv"
+    path.write_text(HEADER + body, encoding="utf-8")
+    return path
+
+
+def test_unknown_code_is_an_error_naming_file_row_field_and_closest_code(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "HF Discussion,org/m-1,Data leakage,\nGH Issue,o/r-2,Arbitary code executon,\n")
+    with pytest.raises(ReplicationError) as info:
+        load_inputs(path, CODEBOOK, "none")
+    message = str(info.value)
+    assert str(path) in message
+    assert "row 3" in message and "field 'issue'" in message
+    assert "'Arbitary code executon'" in message
+    assert "closest: 'Arbitrary code execution'" in message
+
+
+def test_unknown_solution_code_names_the_solution_field(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "HF Discussion,org/m-1,Data leakage,Data anonymisation please\n")
+    with pytest.raises(ReplicationError, match=r"row 2, field 'solution': unknown solution code"):
+        load_inputs(path, CODEBOOK, "none")
+
+
+def test_an_issue_label_in_the_solution_column_is_unknown(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "HF Discussion,org/m-1,,Data leakage\n")
+    with pytest.raises(ReplicationError, match=r"unknown solution code 'Data leakage'"):
+        load_inputs(path, CODEBOOK, "none")
+
+
+def test_duplicated_post_is_an_error(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "HF Discussion,org/m-1,Data leakage,\nHF Discussion,org/m-1,Data leakage,\n")
+    with pytest.raises(ReplicationError, match=r"row 3, field 'id': post 'org/m-1' repeats row 2"):
+        load_inputs(path, CODEBOOK, "none")
+
+
+def test_unknown_source_is_an_error(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "Reddit,org/m-1,Data leakage,\n")
+    with pytest.raises(ReplicationError, match=r"row 2, field 'source'"):
+        load_inputs(path, CODEBOOK, "none")
+
+
+def test_missing_columns_are_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "coded.csv"
+    path.write_text("source,id,issues\nHF Discussion,org/m-1,Data leakage\n", encoding="utf-8")
+    with pytest.raises(ReplicationError, match=r"missing column\(s\) 'issue', 'solution'"):
+        load_inputs(path, CODEBOOK, "none")
+
+
+def test_post_missing_from_texts_is_a_listed_warning(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "HF Discussion,org/model-a-1,Data leakage,\nHF Discussion,not/there-9,Data leakage,\n")
+    sample = load_inputs(path, CODEBOOK, FIXTURE / "texts.csv")
+    assert sample.warnings == [f"{path}, row 3: post 'not/there-9' has no text in the posts file"]
+    # still counted: a warning, not a silent drop
+    assert counting.count_sample(sample).n_posts["total"] == 2
+
+
+def test_skipping_the_texts_check_is_itself_a_warning(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "HF Discussion,org/m-1,Data leakage,\n")
+    sample = load_inputs(path, CODEBOOK, "none")
+    assert len(sample.warnings) == 1 and "texts not checked" in sample.warnings[0]
+
+
+def test_bad_parameters_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ThematicInputError, match="coded sample not found"):
+        load_inputs(tmp_path / "nope.csv", CODEBOOK, "none")
+    with pytest.raises(ThematicInputError, match="a codebook is a .yaml file or a folder"):
+        resolve_codebook(FIXTURE / "coded.csv", tmp_path)
+    with pytest.raises(ThematicInputError, match="no issue_theme_summary.csv"):
+        resolve_codebook(tmp_path, tmp_path)
+    texts = tmp_path / "texts.csv"
+    texts.write_text("name\nx\n", encoding="utf-8")
+    with pytest.raises(ThematicInputError, match="missing column 'post_id'"):
+        load_inputs(FIXTURE / "coded.csv", CODEBOOK, texts)
+    bad_yaml = tmp_path / "book.yaml"
+    bad_yaml.write_text("issue: [not, a, mapping]\n", encoding="utf-8")
+    with pytest.raises(CodebookError, match="book.yaml"):
+        load_inputs(FIXTURE / "coded.csv", bad_yaml, "none")
+
+
+def test_counting_refuses_inconsistent_frames() -> None:
+    sample = load_inputs(FIXTURE / "coded.csv", CODEBOOK, "none")
+    posts, mentions, book = sample.posts, sample.mentions, sample.codebook
+    with pytest.raises(counting.CountingError, match="listed more than once"):
+        counting.count_all(pd.concat([posts, posts.head(1)]), mentions, book)
+    stray = mentions.copy()
+    stray.loc[stray.index[0], "code"] = "Not a code"
+    with pytest.raises(counting.CountingError, match=r"row 2\): issue code 'Not a code' .* is not in the codebook"):
+        counting.count_all(posts, stray, book)
+    moved = mentions.copy()
+    moved.loc[moved.index[0], "source"] = "GH Issue"
+    with pytest.raises(counting.CountingError, match="has source 'GH Issue' but the post says 'HF Discussion'"):
+        counting.count_all(posts, moved, book)
+    orphan = mentions.copy()
+    orphan.loc[orphan.index[0], "post_id"] = "ghost-1"
+    with pytest.raises(counting.CountingError, match="not among the coded posts"):
+        counting.count_all(posts, orphan, book)
+
+
+def test_as_bool_reads_what_dvc_and_papermill_pass() -> None:
+    assert as_bool("true") is True and as_bool("false") is False and as_bool(False) is False
+    with pytest.raises(ThematicInputError):
+        as_bool("maybe")
+
+
+def test_cli_reports_an_unknown_code_and_exits_2(tmp_path: Path) -> None:
+    path = _coded(tmp_path, "HF Discussion,org/m-1,Data leek,\n")
+    result = CliRunner().invoke(
+        app,
+        ["thematic", "--coded", str(path), "--codebook", str(CODEBOOK), "--texts", "none",
+         "--out-dir", str(tmp_path / "reports")],
+    )
+    assert result.exit_code == 2
+    assert "row 2, field 'issue': unknown issue code 'Data leek'" in result.output
+    assert not (tmp_path / "reports").exists()
