@@ -15,6 +15,7 @@ import typer
 COMMAND_MODULES: tuple[str, ...] = (
     "secmine.external",
     "secmine.thematic.commands",
+    "secmine.collect.commands",
 )
 
 app = typer.Typer(

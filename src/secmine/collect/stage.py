@@ -1,0 +1,322 @@
+"""The ``collect`` stage as functions: the notebook and the command line call these.
+
+:func:`run_collect` builds the corpus from the snapshot (``source="snapshot"``) or from a live
+crawl (``source="live"``: crawl into the archive, then replay the archive into the corpus);
+:func:`run_replay` rebuilds the corpus from an archive offline; :func:`run_rehydrate` fetches the
+replication package's labelled threads.  Each writes the corpus, a metrics JSON and a summary table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from secmine.collect.bots import BotFilter, dedupe
+from secmine.collect.corpus import write_corpus
+from secmine.schema import THREAD_COLUMNS, Thread
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from secmine.collect.http import Clock
+    from secmine.collect.live import Credentials, LiveConfig
+
+log = logging.getLogger("secmine.collect")
+
+SOURCES = ("snapshot", "live")
+SOURCE_PRIORITY = ("live", "snapshot", "replication")
+CORPUS_FORMAT = 1
+
+
+@dataclass
+class StageOutputs:
+    out: str = "data/raw/corpus"
+    metrics: str | None = "reports/metrics/collect.json"
+    summary: str | None = "reports/tables/collect_summary"
+
+
+def summary_frame(threads: Sequence[Thread]) -> pd.DataFrame:
+    """Threads, comments and repositories per platform and kind, with the span of creation dates."""
+    import pandas as pd
+
+    rows = []
+    groups: dict[tuple[str, str], list[Thread]] = {}
+    for thread in threads:
+        groups.setdefault((thread.platform, thread.kind), []).append(thread)
+    for (platform, kind), members in sorted(groups.items()):
+        created = sorted(t.created_at for t in members if t.created_at)
+        rows.append(
+            {
+                "platform": platform,
+                "kind": kind,
+                "threads": len(members),
+                "comments": sum(len(t.comments) for t in members),
+                "repositories": len({t.repo for t in members}),
+                "with_comments": sum(1 for t in members if t.comments),
+                "first_created": created[0][:10] if created else "",
+                "last_created": created[-1][:10] if created else "",
+            }
+        )
+    if rows:
+        rows.append(
+            {
+                "platform": "all",
+                "kind": "all",
+                "threads": sum(r["threads"] for r in rows),
+                "comments": sum(r["comments"] for r in rows),
+                "repositories": len({(t.platform, t.repo) for t in threads}),
+                "with_comments": sum(r["with_comments"] for r in rows),
+                "first_created": min((r["first_created"] for r in rows if r["first_created"]), default=""),
+                "last_created": max((r["last_created"] for r in rows if r["last_created"]), default=""),
+            }
+        )
+    columns = [
+        "platform",
+        "kind",
+        "threads",
+        "comments",
+        "repositories",
+        "with_comments",
+        "first_created",
+        "last_created",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def finalize(
+    threads: Iterable[Thread],
+    outputs: StageOutputs,
+    *,
+    bots: BotFilter,
+    manifest: dict[str, Any],
+    models: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """De-duplicate, drop bots, write the corpus, the summary table and the metrics; return metrics."""
+    from secmine.io import write_json, write_table
+
+    threads = dedupe(threads, source_priority=SOURCE_PRIORITY, stats=bots.stats)
+    kept = list(bots.filter(threads))
+    by_platform = Counter(t.platform for t in kept)
+    by_kind = Counter(f"{t.platform}:{t.kind}" for t in kept)
+    by_source = Counter(t.source.split(":")[0] for t in kept)
+    top_bots = sorted(bots.stats.by_login.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    metrics: dict[str, Any] = {
+        "source": manifest.get("source"),
+        "threads": len(kept),
+        "comments": sum(len(t.comments) for t in kept),
+        "repositories": len({(t.platform, t.repo) for t in kept}),
+        "by_platform": dict(sorted(by_platform.items())),
+        "by_kind": dict(sorted(by_kind.items())),
+        "by_source": dict(sorted(by_source.items())),
+        "duplicates_dropped": bots.stats.duplicates_dropped,
+        "bots": {
+            "threads_dropped": bots.stats.threads_dropped,
+            "comments_dropped": bots.stats.comments_dropped,
+            "accounts": len(bots.stats.by_login),
+            "top": {login: count for login, count in top_bots},
+        },
+    }
+    if models is not None:
+        metrics["hf_repositories"] = len(models)
+        metrics["hf_linked"] = sum(1 for m in models if m.get("github_repo"))
+        metrics["github_repositories_linked"] = len(
+            {m["github_repo"].lower() for m in models if m.get("github_repo")}
+        )
+    for key in ("runs", "responses", "missing", "requested"):
+        if key in manifest:
+            value = manifest[key]
+            metrics[key] = len(value) if isinstance(value, list) and key == "missing" else value
+    corpus_manifest = {
+        **manifest,
+        "format": CORPUS_FORMAT,
+        "columns": list(THREAD_COLUMNS),
+        "counts": metrics,
+    }
+    write_corpus(kept, outputs.out, models=models, manifest=corpus_manifest)
+    if outputs.summary:
+        write_table(summary_frame(kept), outputs.summary, caption="Threads collected per platform and kind")
+    if outputs.metrics:
+        write_json(outputs.metrics, metrics)
+    return metrics
+
+
+def bot_filter(extra_bots: str | Sequence[str] | None = None, bots_file: str | None = None) -> BotFilter:
+    return BotFilter.from_params(extra=extra_bots, bots_file=bots_file or None)
+
+
+def run_snapshot(
+    snapshot: str | os.PathLike[str],
+    outputs: StageOutputs,
+    *,
+    replication_dir: str | os.PathLike[str] | None = None,
+    include_replication: bool = True,
+    bots: BotFilter | None = None,
+) -> dict[str, Any]:
+    """The corpus from the snapshot and the replication posts, offline and deterministic."""
+    from secmine.collect.snapshot_source import load_snapshot_threads
+
+    loaded = load_snapshot_threads(
+        snapshot, replication_dir=replication_dir, include_replication=include_replication
+    )
+    manifest = {"source": "snapshot", "inputs": loaded.inputs}
+    return finalize(loaded.threads, outputs, bots=bots or BotFilter(), manifest=manifest, models=[])
+
+
+def run_replay(
+    archive_dir: str | os.PathLike[str], outputs: StageOutputs, *, bots: BotFilter | None = None
+) -> dict[str, Any]:
+    """The corpus rebuilt offline from every complete crawl run of an archive."""
+    from secmine.collect.live import replay
+
+    replayed = replay(archive_dir)
+    if not replayed.runs:
+        from secmine.collect.http import CollectError
+
+        raise CollectError(f"{archive_dir}: no complete crawl run to replay")
+    manifest = {
+        "source": "live",
+        "archive": Path(archive_dir).as_posix(),
+        "runs": replayed.runs,
+        "responses": replayed.responses,
+    }
+    return finalize(
+        replayed.threads, outputs, bots=bots or BotFilter(), manifest=manifest, models=replayed.models
+    )
+
+
+def run_live(
+    archive_dir: str | os.PathLike[str],
+    config: LiveConfig,
+    outputs: StageOutputs,
+    *,
+    bots: BotFilter | None = None,
+    credentials: Credentials | None = None,
+    restart: bool = False,
+    clock: Clock | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Crawl (or resume) into the archive, then build the corpus by replaying the archive."""
+    from secmine.collect.live import crawl
+
+    result = crawl(
+        archive_dir, config, credentials=credentials, restart=restart, clock=clock, progress=progress
+    )
+    log.info(
+        "%s: %s requests, %s responses replayed, %s threads",
+        result.run,
+        result.requests,
+        result.replayed_responses,
+        result.threads_seen,
+    )
+    return run_replay(archive_dir, outputs, bots=bots)
+
+
+def run_collect(
+    source: str = "snapshot",
+    *,
+    out: str = "data/raw/corpus",
+    metrics: str | None = "reports/metrics/collect.json",
+    summary: str | None = "reports/tables/collect_summary",
+    snapshot: str = "data/external/ai_issues/issues.jsonl.gz",
+    replication_dir: str | None = "data/external/ai_sec_dev",
+    include_replication: bool = True,
+    archive_dir: str = "data/raw/archive",
+    extra_bots: str | Sequence[str] | None = None,
+    bots_file: str | None = None,
+    live: Mapping[str, Any] | None = None,
+    restart: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The ``collect`` stage.  ``live`` holds the live-crawl parameters (``collect.*`` keys)."""
+    if source not in SOURCES:
+        raise ValueError(f"collect.source: {source!r} is not one of {SOURCES}")
+    outputs = StageOutputs(out=out, metrics=metrics, summary=summary)
+    bots = bot_filter(extra_bots, bots_file)
+    from secmine.collect.archive import Archive
+
+    Archive(Path(archive_dir)).ensure()
+    if source == "snapshot":
+        return run_snapshot(
+            snapshot,
+            outputs,
+            replication_dir=replication_dir,
+            include_replication=include_replication,
+            bots=bots,
+        )
+    from secmine.collect.live import LiveConfig
+
+    config = LiveConfig.from_params(live or {})
+    return run_live(archive_dir, config, outputs, bots=bots, restart=restart, progress=progress)
+
+
+def labelled_ids(which: str, replication_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Thread ids to rehydrate: ``labelled`` (train + test), ``security_only``, ``all``, or a CSV/TXT
+    file with a ``thread_id`` column (or one id a line)."""
+    from secmine.replication import load_labelled, load_security_only
+
+    ids: list[str] = []
+    if which in ("labelled", "all"):
+        ids += list(load_labelled(replication_dir)["thread_id"])
+    if which in ("security_only", "all"):
+        ids += list(load_security_only(replication_dir)["thread_id"])
+    if which not in ("labelled", "security_only", "all"):
+        path = Path(which)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: id list not found (or use labelled, security_only, all)")
+        if path.suffix == ".csv":
+            import pandas as pd
+
+            frame = pd.read_csv(path, dtype=str)
+            if "thread_id" not in frame.columns:
+                raise ValueError(f"{path}: no 'thread_id' column")
+            ids = [v for v in frame["thread_id"].dropna()]
+        else:
+            ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from secmine.schema import parse_thread_id
+
+    for value in ids:
+        parse_thread_id(value)  # raises, naming the bad id
+    return list(dict.fromkeys(ids))
+
+
+def run_rehydrate(
+    ids: Sequence[str],
+    archive_dir: str | os.PathLike[str],
+    config: LiveConfig,
+    outputs: StageOutputs,
+    *,
+    bots: BotFilter | None = None,
+    credentials: Credentials | None = None,
+    batch: int = 25,
+    restart: bool = False,
+    clock: Clock | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fetch exactly ``ids`` into an archive, then write them as a corpus (with what was missing)."""
+    from secmine.collect.live import rehydrate, replay
+
+    rehydrate(
+        archive_dir,
+        ids,
+        config,
+        credentials=credentials,
+        batch=batch,
+        restart=restart,
+        clock=clock,
+        progress=progress,
+    )
+    replayed = replay(archive_dir, kind="rehydrate")
+    manifest = {
+        "source": "rehydrate",
+        "archive": Path(archive_dir).as_posix(),
+        "runs": replayed.runs,
+        "requested": len(ids),
+        "missing": sorted(set(replayed.missing)),
+        "kind_changed": dict(sorted(replayed.kinds_changed.items())),
+    }
+    return finalize(replayed.threads, outputs, bots=bots or BotFilter(), manifest=manifest, models=None)
