@@ -74,7 +74,7 @@ def test_frame_round_trip_and_parquet(tmp_path: Path) -> None:
 def test_validate_frame_names_row_and_field() -> None:
     frame = threads_to_frame([_thread(1), _thread(2)])
     frame.loc[1, "platform"] = "gitlab"
-    with pytest.raises(SchemaError, match=r"row 1, field platform"):
+    with pytest.raises(SchemaError, match=r"row 1, field 'platform'"):
         validate_frame(frame)
 
 

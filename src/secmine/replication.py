@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from secmine import config
 from secmine.codebook import CODE_TYPES, Codebook, CodebookError
-from secmine.schema import Thread, thread_id
+from secmine.schema import Thread, thread_id, validate_with
 from secmine.text import decode_escapes, is_truncated
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -489,22 +489,4 @@ def LABELLED_SCHEMA():  # noqa: N802
 
 
 def _validate(schema: Any, frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    import pandera.pandas as pa
-
-    try:
-        return schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases.head(10)
-        details = [
-            f"row {_sheet_row(c.index)}, field {c.column!r}: {c.check} failed for {c.failure_case!r}"
-            for c in cases.itertuples()
-        ]
-        raise ReplicationError(f"{path}: invalid data:\n  " + "\n  ".join(details)) from exc
-
-
-def _sheet_row(index: Any) -> str:
-    try:
-        return str(int(index) + 2)
-    except (TypeError, ValueError):
-        return "?"
-
+    return validate_with(schema, frame, where=f"{path}: invalid data", error=ReplicationError, row_offset=2)

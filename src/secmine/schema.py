@@ -264,12 +264,25 @@ def validate_frame(frame: pd.DataFrame, *, where: str = "thread frame") -> pd.Da
         strict=False,
         coerce=False,
     )
+    return validate_with(schema, frame, where=f"{where}: invalid threads", error=SchemaError)
+
+
+def validate_with(
+    schema: Any, frame: pd.DataFrame, *, where: str, error: type[Exception] = SchemaError, row_offset: int = 0
+) -> pd.DataFrame:
+    """Validate ``frame`` with a pandera ``schema``; on failure raise ``error`` listing, for the first
+    ten failures, the row (frame index + ``row_offset``, e.g. 2 for a spreadsheet with a header),
+    the field, the check and the value."""
+    import pandera.pandas as pa
+
     try:
         return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases.head(10)
-        lines = [
-            f"row {row.index}, field {row.column}: {row.check} failed (value {row.failure_case!r})"
-            for row in cases.itertuples()
-        ]
-        raise SchemaError(f"{where}: invalid threads:\n  " + "\n  ".join(lines)) from exc
+        lines = []
+        for case in exc.failure_cases.head(10).itertuples():
+            try:
+                row = str(int(case.index) + row_offset)
+            except (TypeError, ValueError):
+                row = "?"
+            lines.append(f"row {row}, field {case.column!r}: {case.check} failed for {case.failure_case!r}")
+        raise error(f"{where}:\n  " + "\n  ".join(lines)) from exc
