@@ -79,7 +79,7 @@ def test_interpolated_values_are_declared_params(stage: str) -> None:
 
 def test_params_hold_no_tokens() -> None:
     text = (config.PROJECT_ROOT / "params.yaml").read_text()
-    assert not re.search(r"(ghp_|github_pat_|hf_)[A-Za-z0-9_]{20,}", text)
+    assert not re.search(r"ghp_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{50,}|hf_[A-Za-z0-9]{30,}", text)
     assert not re.search(r"(?im)^\s*\w*token\w*\s*:\s*\S", text), "tokens come only from the environment"
 
 

@@ -37,6 +37,10 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
             raise RuntimeError("killed")
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others, like a plain open()
 
 
 def test_tables_and_figures_are_byte_identical(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 TABLE_FORMATS = ("csv", "md", "tex")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 FIGURE_FORMATS = ("png", "svg")
 
 
@@ -33,6 +35,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file for the owner only; give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
