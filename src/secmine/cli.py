@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "secmine.external",
     "secmine.thematic.commands",
     "secmine.collect.commands",
+    "secmine.analysis.commands",
 )
 
 app = typer.Typer(

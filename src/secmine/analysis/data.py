@@ -1,0 +1,264 @@
+"""Inputs of the analysis stages: the classified corpus, thread texts and source names.
+
+``data/processed/classified.parquet`` (the ``classify`` stage) has one row per corpus thread:
+``id, platform, kind, repo, number, created_at, keyword_match, probability, label``.  The corpus
+(``data/raw/corpus``, the ``collect`` stage) holds the texts; only the threads an analysis needs
+are read from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from secmine.schema import KINDS, PLATFORMS
+from secmine.text import EXCEL_CELL_LIMIT, join_thread_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+CLASSIFIED_COLUMNS: tuple[str, ...] = (
+    "id",
+    "platform",
+    "kind",
+    "repo",
+    "number",
+    "created_at",
+    "keyword_match",
+    "probability",
+    "label",
+)
+
+# The replication package's names of the sources (theme/mapped.csv ``source`` column), extended
+# to the kinds the paper did not sample.
+SOURCE_NAMES: dict[tuple[str, str], str] = {
+    ("huggingface", "discussion"): "HF Discussion",
+    ("github", "issue"): "GH Issue",
+    ("github", "discussion"): "GH Discussion",
+    ("github", "pull_request"): "GH Pull Request",
+    ("huggingface", "pull_request"): "HF Pull Request",
+    ("huggingface", "issue"): "HF Issue",
+}
+SOURCE_KEYS: dict[str, tuple[str, str]] = {name: key for key, name in SOURCE_NAMES.items()}
+# The paper's strata, in its order.
+PAPER_SOURCES: tuple[str, ...] = ("HF Discussion", "GH Issue", "GH Discussion")
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+class AnalysisInputError(ValueError):
+    """An analysis input is missing or malformed; the message names file, row and field."""
+
+
+def source_name(platform: str, kind: str) -> str:
+    """``("github", "issue")`` -> ``"GH Issue"``."""
+    return SOURCE_NAMES.get((platform, kind), f"{platform}:{kind}")
+
+
+def source_order(names: Iterable[str]) -> list[str]:
+    """Source names in the paper's order, then the others alphabetically."""
+    names = list(dict.fromkeys(names))
+    known = [n for n in SOURCE_NAMES.values() if n in names]
+    return known + sorted(n for n in names if n not in known)
+
+
+def thread_url(platform: str, kind: str, repo: str, number: int) -> str:
+    """The web address of a thread (same as the replication package's)."""
+    if platform == "huggingface":
+        return f"https://huggingface.co/{repo}/discussions/{int(number)}"
+    section = {"issue": "issues", "pull_request": "pull", "discussion": "discussions"}.get(kind, kind)
+    return f"https://github.com/{repo}/{section}/{int(number)}"
+
+
+def repo_url(platform: str, repo: str) -> str:
+    return f"https://huggingface.co/{repo}" if platform == "huggingface" else f"https://github.com/{repo}"
+
+
+def load_classified(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read and check the classified corpus; add ``source`` and a UTC ``created`` timestamp.
+
+    Errors name the file, the row (0-based position in the file) and the field.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise AnalysisInputError(f"{path}: not found (run the `classify` stage first)")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise AnalysisInputError(f"{path}: unreadable Parquet ({type(exc).__name__}: {exc})") from exc
+    return check_classified(frame, where=str(path))
+
+
+def check_classified(frame: pd.DataFrame, *, where: str = "classified") -> pd.DataFrame:
+    """Validate a classified frame (see :func:`load_classified`) and normalise its types."""
+    import numpy as np
+    import pandas as pd
+
+    missing = [c for c in CLASSIFIED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise AnalysisInputError(
+            f"{where}: missing column(s) {', '.join(missing)} (found {list(frame.columns)})"
+        )
+    frame = frame.reset_index(drop=True).copy()
+
+    def fail(mask: Any, field: str, what: str) -> None:
+        bad = np.flatnonzero(np.asarray(mask))
+        if bad.size:
+            row = int(bad[0])
+            raise AnalysisInputError(
+                f"{where}, row {row}, field {field!r}: {what} (value {frame[field].iloc[row]!r}; "
+                f"{bad.size} bad row(s))"
+            )
+
+    fail(frame["id"].isna() | (frame["id"].astype(str).str.len() == 0), "id", "empty id")
+    fail(frame["id"].duplicated(), "id", "duplicate id")
+    fail(~frame["platform"].isin(PLATFORMS), "platform", f"not one of {PLATFORMS}")
+    fail(~frame["kind"].isin(KINDS), "kind", f"not one of {KINDS}")
+    fail(frame["repo"].isna() | (frame["repo"].astype(str).str.len() == 0), "repo", "empty repo")
+    number = pd.to_numeric(frame["number"], errors="coerce")
+    fail(number.isna() | (number < 0), "number", "not a thread number")
+    label = pd.to_numeric(frame["label"], errors="coerce")
+    fail(~label.isin([0, 1]), "label", "not 0 or 1")
+    probability = pd.to_numeric(frame["probability"], errors="coerce")
+    fail(probability.notna() & ((probability < 0) | (probability > 1)), "probability", "not in [0, 1]")
+    keyword = frame["keyword_match"]
+    if keyword.dtype != bool:
+        fail(~keyword.isin([True, False, 0, 1]), "keyword_match", "not a boolean")
+    created = pd.to_datetime(frame["created_at"], utc=True, errors="coerce", format="ISO8601")
+    fail(
+        created.isna() & frame["created_at"].notna() & (frame["created_at"].astype(str) != ""),
+        "created_at",
+        "not an ISO 8601 timestamp",
+    )
+
+    frame["number"] = number.astype("int64")
+    frame["label"] = label.astype("int64")
+    frame["probability"] = probability.astype(float)
+    frame["keyword_match"] = keyword.astype(bool)
+    frame["created"] = created
+    frame["source"] = [source_name(p, k) for p, k in zip(frame["platform"], frame["kind"])]
+    return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def clean_cell_text(text: str | None, limit: int = EXCEL_CELL_LIMIT) -> tuple[str, bool]:
+    """Text fit for a spreadsheet cell: XML-illegal control characters removed, cut at Excel's
+    32,767-character limit.  Returns ``(text, was_cut)``."""
+    text = _CONTROL_RE.sub("", text or "")
+    if len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+def text_hash(text: str, model: str = "") -> str:
+    """A stable key for a text (and the model that embeds it): SHA-256 hex."""
+    return hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
+
+
+def thread_texts(
+    corpus: str | os.PathLike[str] | pd.DataFrame, ids: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """``id, text`` for the given thread ids (all when ``None``): title, body and comment bodies
+    joined and normalised by :func:`secmine.text.join_thread_text`.
+
+    ``corpus`` is a frame in the thread schema or the corpus folder, read with
+    :func:`secmine.collect.corpus.read_corpus` (only the needed columns/rows are kept).
+    """
+    import pandas as pd
+
+    wanted = None if ids is None else set(ids)
+    if isinstance(corpus, pd.DataFrame):
+        frame = corpus
+    else:
+        frame = _read_corpus(Path(corpus), wanted)
+    if wanted is not None:
+        frame = frame[frame["id"].isin(wanted)]
+    from tqdm.auto import tqdm
+
+    rows = zip(frame["title"], frame["body"], frame["comments"])
+    texts = [
+        join_thread_text(title, body, _comment_bodies(comments))
+        for title, body, comments in tqdm(
+            rows,
+            total=len(frame),
+            desc="thread texts",
+            unit="thread",
+            disable=len(frame) < 5000,
+            mininterval=5,
+        )
+    ]
+    out = pd.DataFrame({"id": frame["id"].astype(str).to_numpy(), "text": texts})
+    return out.sort_values("id", kind="stable").drop_duplicates("id").reset_index(drop=True)
+
+
+def _comment_bodies(comments: Any) -> list[str]:
+    if comments is None:
+        return []
+    try:
+        items = list(comments)
+    except TypeError:
+        return []
+    return [str(c.get("body") or "") for c in items if isinstance(c, dict)]
+
+
+def _read_corpus(path: Path, wanted: set[str] | None) -> pd.DataFrame:
+    if not path.exists():
+        raise AnalysisInputError(f"{path}: corpus not found (run the `collect` stage first)")
+    try:
+        from secmine.collect.corpus import read_corpus
+    except ImportError:  # pragma: no cover - the collect package is part of the project
+        read_corpus = None
+    columns = ["id", "platform", "kind", "repo", "number", "title", "body", "comments", "created_at", "url"]
+    if read_corpus is not None:
+        frame = read_corpus(path, columns=columns)
+    else:  # pragma: no cover
+        import pyarrow.dataset as ds
+
+        frame = ds.dataset(path, format="parquet", partitioning="hive").to_table().to_pandas()
+    if wanted is not None:
+        frame = frame[frame["id"].isin(wanted)]
+    return frame[columns]
+
+
+def as_bool(value: Any) -> bool:
+    """A boolean from a parameter: DVC renders YAML booleans as ``true``/``false`` text, which
+    papermill passes on as strings."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().casefold()
+    if text in {"true", "yes", "1", "on"}:
+        return True
+    if text in {"false", "no", "0", "off", "", "none"}:
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def params_from(cls: type[Any], values: dict[str, Any]) -> Any:
+    """An instance of the parameter dataclass ``cls`` from ``values`` (extra keys ignored),
+    each value converted to the field's type (bool, int, float or str)."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name not in values:
+            continue
+        value = values[spec.name]
+        kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", str(spec.type))
+        try:
+            if kind == "bool":
+                value = as_bool(value)
+            elif kind == "int":
+                value = int(value)
+            elif kind == "float":
+                value = float(value)
+            elif kind == "str":
+                value = "" if value is None else str(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"parameter {spec.name!r}: {value!r} is not a {kind}") from exc
+        out[spec.name] = value
+    return cls(**out)
