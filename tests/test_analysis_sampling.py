@@ -120,7 +120,7 @@ def test_sample_stage_writes_csv_sheet_and_table(tmp_path: Path, fixtures_dir: P
             tables_dir=out / "tables",
             figures_dir=out / "figures",
             metrics_path=out / "sample.json",
-            params=SampleParams(seed=11),
+            params=SampleParams(seed=11, strata="HF Discussion,GH Issue,GH Discussion"),
             code_slots=2,
         )
         digests.append(
@@ -176,3 +176,31 @@ def test_sample_with_the_replication_codebook(tmp_path: Path, external_root: Pat
     issue_codes = [c.value for c in lists["A"][1:] if c.value]
     solution_codes = [c.value for c in lists["B"][1:] if c.value]
     assert len(issue_codes) == 32 and len(solution_codes) == 24  # the paper's taxonomy
+
+
+def test_merged_stratum_samples_a_platform_as_one_population() -> None:
+    import pandas as pd
+
+    from secmine.analysis.sampling import draw_sample, parse_strata, sample_plan
+
+    assert parse_strata("HF Discussion, GH Issue + GH Discussion") == ["HF Discussion", "GH Issue+GH Discussion"]
+    with pytest.raises(ValueError, match="unknown stratum 'GH Wiki'"):
+        parse_strata("GH Issue+GH Wiki")
+    rows = [("gh", "issue", i) for i in range(3000)] + [("gh", "discussion", i) for i in range(1000)]
+    security = pd.DataFrame(
+        {
+            "id": [f"gh:{k}:o/r#{n}" for _, k, n in rows],
+            "platform": "github",
+            "kind": [k for _, k, _ in rows],
+            "source": ["GH Issue" if k == "issue" else "GH Discussion" for _, k, _ in rows],
+            "repo": "o/r",
+            "number": [n for _, _, n in rows],
+            "created_at": "2024-01-01T00:00:00Z",
+            "probability": 0.9,
+        }
+    )
+    plan = sample_plan(security, ["GH Issue+GH Discussion"])
+    # n0 = 1.96^2 * 0.25 / 0.05^2 = 384.16; with N = 4000: 384.16 / (1 + 383.16 / 4000) = 350.58 -> 351
+    assert plan.loc[0, "population"] == 4000 and plan.loc[0, "sample_size"] == 351
+    sample = draw_sample(security, plan, seed=1)
+    assert len(sample) == 351 and set(sample["source"]) == {"GH Issue", "GH Discussion"}

@@ -19,7 +19,6 @@ import numpy as np
 
 from secmine.analysis import stats
 from secmine.analysis.data import (
-    PAPER_SOURCES,
     SOURCE_KEYS,
     AnalysisInputError,
     load_classified,
@@ -54,23 +53,31 @@ class SampleParams:
     margin: float = 0.05
     proportion: float = 0.5
     seed: int = 20260101
-    strata: str = ",".join(PAPER_SOURCES)  # comma-separated source names
+    # comma-separated strata; "+" merges sources into one stratum (the paper: per platform)
+    strata: str = "HF Discussion,GH Issue+GH Discussion"
 
 
 def parse_strata(strata: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"HF Discussion, GH Issue"`` -> the source names, checked against the known ones."""
+    """``"HF Discussion, GH Issue+GH Discussion"`` -> the strata, each checked against the known
+    source names.  ``+`` merges sources into one stratum: the paper sampled per *platform* (368 HF
+    discussions; 385 GitHub posts, issues and discussions together)."""
     names = (
         [s.strip() for s in strata.split(",")]
         if isinstance(strata, str)
         else [str(s).strip() for s in strata]
     )
-    names = [n for n in names if n]
-    unknown = [n for n in names if n not in SOURCE_KEYS]
+    names = ["+".join(part.strip() for part in n.split("+")) for n in names if n]
+    unknown = [part for n in names for part in stratum_sources(n) if part not in SOURCE_KEYS]
     if unknown:
         raise ValueError(f"unknown stratum {unknown[0]!r}; use source names such as {', '.join(SOURCE_KEYS)}")
     if not names:
         raise ValueError("no strata given")
     return list(dict.fromkeys(names))
+
+
+def stratum_sources(stratum: str) -> list[str]:
+    """The sources a stratum holds (``"GH Issue+GH Discussion"`` -> both)."""
+    return [part.strip() for part in stratum.split("+") if part.strip()]
 
 
 def sample_plan(
@@ -88,7 +95,7 @@ def sample_plan(
     counts = security["source"].value_counts()
     rows = []
     for name in strata:
-        population = int(counts.get(name, 0))
+        population = int(sum(counts.get(part, 0) for part in stratum_sources(name)))
         rows.append(
             {
                 "source": name,
@@ -131,7 +138,9 @@ def draw_sample(security: pd.DataFrame, plan: pd.DataFrame, seed: int) -> pd.Dat
     parts = []
     for row in plan[plan["source"] != "total"].itertuples(index=False):
         pool = (
-            security[security["source"] == row.source].sort_values("id", kind="stable").reset_index(drop=True)
+            security[security["source"].isin(stratum_sources(row.source))]
+            .sort_values("id", kind="stable")
+            .reset_index(drop=True)
         )
         n = int(row.sample_size)
         if n == 0 or pool.empty:
@@ -244,7 +253,7 @@ def run_sample(
         result.notes.append(
             "No security threads in stratum/strata: " + ", ".join(empty) + " (nothing drawn there)."
         )
-    other = sorted(set(security["source"]) - set(strata))
+    other = sorted(set(security["source"]) - {part for name in strata for part in stratum_sources(name)})
     if other:
         result.notes.append(
             "Security threads of sources outside the strata are not sampled: " + ", ".join(other) + "."
