@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from secmine import config
 from secmine.codebook import CODE_TYPES, Codebook, CodebookError
-from secmine.schema import Thread, thread_id, validate_with
+from secmine.schema import Thread, thread_id, thread_url, validate_with
 from secmine.text import decode_escapes, is_truncated
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,14 +66,6 @@ class ReplicationError(ValueError):
 
 def _root(root: str | os.PathLike[str] | None) -> Path:
     return Path(root) if root is not None else config.replication_dir()
-
-
-def thread_url(platform: str, kind: str, repo: str, number: int) -> str:
-    """The web address of a thread."""
-    if platform == "huggingface":
-        return f"https://huggingface.co/{repo}/discussions/{number}"
-    section = {"issue": "issues", "pull_request": "pull", "discussion": "discussions"}[kind]
-    return f"https://github.com/{repo}/{section}/{number}"
 
 
 def split_post_id(post_id: str) -> tuple[str, int]:

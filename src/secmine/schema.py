@@ -133,6 +133,14 @@ def thread_id(platform: str, kind: str, repo: str, number: int) -> str:
     return f"{PLATFORM_SHORT.get(platform, platform)}:{kind}:{repo}#{int(number)}"
 
 
+def thread_url(platform: str, kind: str, repo: str, number: int) -> str:
+    """The web address of a thread on its platform."""
+    if platform == "huggingface":
+        return f"https://huggingface.co/{repo}/discussions/{int(number)}"
+    section = {"issue": "issues", "pull_request": "pull", "discussion": "discussions"}.get(kind, kind)
+    return f"https://github.com/{repo}/{section}/{int(number)}"
+
+
 def parse_thread_id(value: str) -> tuple[str, str, str, int]:
     """Inverse of :func:`thread_id`: ``(platform, kind, repo, number)``."""
     try:

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secmine.schema import KINDS, PLATFORMS
+from secmine.config import as_bool
+from secmine.schema import KINDS, PLATFORMS, thread_url
 from secmine.text import EXCEL_CELL_LIMIT, join_thread_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,14 +65,6 @@ def source_order(names: Iterable[str]) -> list[str]:
     names = list(dict.fromkeys(names))
     known = [n for n in SOURCE_NAMES.values() if n in names]
     return known + sorted(n for n in names if n not in known)
-
-
-def thread_url(platform: str, kind: str, repo: str, number: int) -> str:
-    """The web address of a thread (same as the replication package's)."""
-    if platform == "huggingface":
-        return f"https://huggingface.co/{repo}/discussions/{int(number)}"
-    section = {"issue": "issues", "pull_request": "pull", "discussion": "discussions"}.get(kind, kind)
-    return f"https://github.com/{repo}/{section}/{int(number)}"
 
 
 def repo_url(platform: str, repo: str) -> str:
@@ -223,19 +216,6 @@ def _read_corpus(path: Path, wanted: set[str] | None) -> pd.DataFrame:
     if wanted is not None:
         frame = frame[frame["id"].isin(wanted)]
     return frame[columns]
-
-
-def as_bool(value: Any) -> bool:
-    """A boolean from a parameter: DVC renders YAML booleans as ``true``/``false`` text, which
-    papermill passes on as strings."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().casefold()
-    if text in {"true", "yes", "1", "on"}:
-        return True
-    if text in {"false", "no", "0", "off", "", "none"}:
-        return False
-    raise ValueError(f"{value!r} is not a boolean")
 
 
 def params_from(cls: type[Any], values: dict[str, Any]) -> Any:
