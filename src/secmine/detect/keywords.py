@@ -1,0 +1,308 @@
+"""Keyword matching over title, body and comments with an Aho-Corasick automaton (pyahocorasick).
+
+The paper selected candidate security discussions by the keywords *vulnerability,
+vulnerabilities, cwe, cve, security*.  :class:`KeywordMatcher` finds every keyword of a set in one
+pass over a text, case-insensitively, optionally only at word boundaries (so ``security`` does not
+match inside ``cybersecurity`` and ``cve`` not inside ``cvelib``), and reports per thread which
+keywords matched in which fields.
+
+Keyword sets are named in :data:`KEYWORD_SETS` (``paper`` is the default) and can be extended
+with extra terms (``params.yaml``: ``keywords.set`` and ``keywords.extra``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+PAPER_KEYWORDS: tuple[str, ...] = ("vulnerability", "vulnerabilities", "cwe", "cve", "security")
+
+KEYWORD_SETS: dict[str, tuple[str, ...]] = {
+    "paper": PAPER_KEYWORDS,
+    # A broader set for sensitivity analyses; not the paper's.
+    "extended": PAPER_KEYWORDS
+    + (
+        "exploit",
+        "malicious",
+        "injection",
+        "prompt injection",
+        "xss",
+        "csrf",
+        "ssrf",
+        "rce",
+        "remote code execution",
+        "arbitrary code",
+        "backdoor",
+        "jailbreak",
+        "unsafe deserialization",
+        "privacy",
+        "attack",
+    ),
+    "none": (),
+}
+
+FIELDS: tuple[str, ...] = ("title", "body", "comments")
+
+# Columns of the per-thread output (data/interim/keywords.parquet).
+KEYWORD_COLUMNS: tuple[str, ...] = (
+    "id",
+    "platform",
+    "kind",
+    "repo",
+    "number",
+    "keyword_match",
+    "matched_keywords",
+    "matched_fields",
+    "keywords_title",
+    "keywords_body",
+    "keywords_comments",
+)
+
+
+def parse_keywords(keyword_set: str = "paper", extra: str | Iterable[str] = "") -> tuple[str, ...]:
+    """The keywords of the named set(s) plus ``extra`` terms, lower-cased, unique, sorted.
+
+    ``keyword_set`` may name several sets separated by commas; ``extra`` is a comma-separated string
+    or a list of terms.
+    """
+    terms: set[str] = set()
+    for name in (s.strip() for s in str(keyword_set or "").split(",")):
+        if not name:
+            continue
+        if name not in KEYWORD_SETS:
+            raise ValueError(f"keyword set {name!r} is unknown; choose from {', '.join(KEYWORD_SETS)}")
+        terms.update(KEYWORD_SETS[name])
+    extra_terms = extra.split(",") if isinstance(extra, str) else list(extra)
+    terms.update(t.strip().lower() for t in extra_terms if t and t.strip())
+    if not terms:
+        raise ValueError("no keywords: the keyword set is empty and no extra keyword was given")
+    return tuple(sorted(t.lower() for t in terms))
+
+
+def parse_fields(fields: str | Sequence[str] = FIELDS) -> tuple[str, ...]:
+    """Fields to search, from a comma-separated string or a list; each one of :data:`FIELDS`."""
+    names = [f.strip() for f in (fields.split(",") if isinstance(fields, str) else fields) if f.strip()]
+    unknown = [f for f in names if f not in FIELDS]
+    if unknown or not names:
+        raise ValueError(f"fields {names!r}: choose one or more of {', '.join(FIELDS)}")
+    return tuple(f for f in FIELDS if f in names)
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+@dataclass
+class KeywordMatcher:
+    """An Aho-Corasick automaton over ``keywords`` (matched case-insensitively).
+
+    With ``word_boundary`` a match counts only when the characters either side of it are not
+    letters, digits or underscores.
+    """
+
+    keywords: Sequence[str] = PAPER_KEYWORDS
+    word_boundary: bool = True
+    _automaton: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import ahocorasick
+
+        self.keywords = tuple(sorted({k.strip().lower() for k in self.keywords if k and k.strip()}))
+        if not self.keywords:
+            raise ValueError("KeywordMatcher needs at least one keyword")
+        automaton = ahocorasick.Automaton()
+        for keyword in self.keywords:
+            automaton.add_word(keyword, keyword)
+        automaton.make_automaton()
+        self._automaton = automaton
+
+    def find(self, text: str | None) -> list[str]:
+        """The keywords found in ``text`` (sorted, each once)."""
+        if not text:
+            return []
+        haystack = text.lower()
+        found: set[str] = set()
+        for end, keyword in self._automaton.iter(haystack):
+            if keyword in found:
+                continue
+            if self.word_boundary:
+                start = end - len(keyword) + 1
+                if start > 0 and _is_word_char(haystack[start - 1]) and _is_word_char(keyword[0]):
+                    continue
+                if end + 1 < len(haystack) and _is_word_char(haystack[end + 1]) and _is_word_char(keyword[-1]):
+                    continue
+            found.add(keyword)
+        return sorted(found)
+
+    def matches(self, text: str | None) -> bool:
+        """Whether any keyword occurs in ``text``."""
+        return bool(self.find(text))
+
+    def match_thread(
+        self, title: str | None, body: str | None, comments: Iterable[Any] = (), fields: Sequence[str] = FIELDS
+    ) -> dict[str, list[str]]:
+        """Keywords per field (``title``, ``body``, ``comments``) of one thread."""
+        out: dict[str, list[str]] = {}
+        if "title" in fields:
+            out["title"] = self.find(title)
+        if "body" in fields:
+            out["body"] = self.find(body)
+        if "comments" in fields:
+            found: set[str] = set()
+            for comment in comments if comments is not None else ():
+                text = comment if isinstance(comment, str) else (
+                    comment.get("body") if isinstance(comment, dict) else getattr(comment, "body", "")
+                )
+                found.update(self.find(text))
+            out["comments"] = sorted(found)
+        return out
+
+
+def match_threads(
+    threads: pd.DataFrame,
+    keywords: Sequence[str] = PAPER_KEYWORDS,
+    *,
+    word_boundary: bool = True,
+    fields: Sequence[str] = FIELDS,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Match every thread of a thread frame; one row per thread with :data:`KEYWORD_COLUMNS`.
+
+    ``matched_keywords`` and ``matched_fields`` are sorted lists; ``keywords_<field>`` the keywords
+    found in that field (empty for fields not searched).
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    missing = [c for c in ("id", "platform", "kind", "repo", "number", "title", "body", "comments") if c not in threads]
+    if missing:
+        raise ValueError(f"thread frame: missing column(s) {missing}")
+    matcher = KeywordMatcher(keywords, word_boundary=word_boundary)
+    fields = parse_fields(fields)
+    rows = []
+    iterator = zip(threads["title"].tolist(), threads["body"].tolist(), threads["comments"].tolist(), strict=True)
+    for title, body, comments in tqdm(iterator, total=len(threads), desc="keywords", disable=not progress):
+        per_field = matcher.match_thread(title, body, _listify(comments), fields)
+        matched = sorted(set().union(*per_field.values())) if per_field else []
+        rows.append(
+            {
+                "keyword_match": bool(matched),
+                "matched_keywords": matched,
+                "matched_fields": [f for f in FIELDS if per_field.get(f)],
+                "keywords_title": per_field.get("title", []),
+                "keywords_body": per_field.get("body", []),
+                "keywords_comments": per_field.get("comments", []),
+            }
+        )
+    result = pd.DataFrame(rows, columns=list(KEYWORD_COLUMNS[5:]), index=threads.index)
+    out = pd.concat([threads[["id", "platform", "kind", "repo", "number"]], result], axis=1)
+    out["number"] = out["number"].astype("int64")
+    out["keyword_match"] = out["keyword_match"].astype(bool)
+    return out.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def _listify(value: Any) -> list[Any]:
+    if value is None or (isinstance(value, float) and value != value):
+        return []
+    return list(value)
+
+
+def summarise_matches(matches: pd.DataFrame, keywords: Sequence[str] | None = None) -> pd.DataFrame:
+    """Matches per platform and kind: threads, matched threads, share, and threads per keyword."""
+    import pandas as pd
+
+    if keywords is None:
+        keywords = sorted({k for ks in matches["matched_keywords"] for k in ks})
+    rows = []
+    groups = [((p, k), g) for (p, k), g in matches.groupby(["platform", "kind"], sort=True)]
+    groups.append((("all", "all"), matches))
+    for (platform, kind), group in groups:
+        row: dict[str, Any] = {
+            "platform": platform,
+            "kind": kind,
+            "threads": len(group),
+            "matched": int(group["keyword_match"].sum()),
+        }
+        row["matched_pct"] = 100.0 * row["matched"] / row["threads"] if row["threads"] else 0.0
+        for field_name in FIELDS:
+            row[f"in_{field_name}"] = int(group[f"keywords_{field_name}"].map(bool).sum())
+        for keyword in keywords:
+            row[keyword] = int(group["matched_keywords"].map(lambda ks, k=keyword: k in ks).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def keyword_figure(summary: pd.DataFrame, keywords: Sequence[str]) -> Any:
+    """Bar chart: share of threads matching each keyword, per platform and kind."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    parts = summary[summary["platform"] != "all"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    labels = [f"{p}/{k}" for p, k in zip(parts["platform"], parts["kind"], strict=True)]
+    width = 0.8 / max(1, len(keywords))
+    x = np.arange(len(labels))
+    for i, keyword in enumerate(keywords):
+        share = 100.0 * parts[keyword].to_numpy() / np.maximum(parts["threads"].to_numpy(), 1)
+        ax.bar(x + i * width - 0.4 + width / 2, share, width, label=keyword)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("threads matching (%)")
+    ax.set_title("Keyword matches per platform and kind")
+    ax.legend(fontsize=8, ncols=min(3, max(1, len(keywords))))
+    fig.tight_layout()
+    return fig
+
+
+def run_keywords(
+    corpus: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    keyword_set: str = "paper",
+    extra: str = "",
+    word_boundary: bool = True,
+    fields: str | Sequence[str] = FIELDS,
+    tables_dir: str | os.PathLike[str] | None = None,
+    figures_dir: str | os.PathLike[str] | None = None,
+    metrics: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``keywords`` stage: match the corpus, write the per-thread Parquet, table, figure, metrics.
+
+    Returns ``(matches, summary)``.
+    """
+    from secmine import io
+    from secmine.detect.corpus import load_threads
+
+    keywords = parse_keywords(keyword_set, extra)
+    threads = load_threads(corpus, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
+    matches = match_threads(threads, keywords, word_boundary=word_boundary, fields=fields, progress=progress)
+    io.write_parquet(matches, output)
+    summary = summarise_matches(matches, keywords)
+    if tables_dir is not None:
+        io.write_table(summary, Path(tables_dir) / "keyword_matches", float_format="{:.1f}")
+    if figures_dir is not None:
+        import matplotlib.pyplot as plt
+
+        fig = keyword_figure(summary, keywords)
+        io.save_figure(fig, Path(figures_dir) / "keyword_matches")
+        plt.close(fig)
+    if metrics is not None:
+        total = summary[summary["platform"] == "all"].iloc[0]
+        io.write_json(
+            metrics,
+            {
+                "keywords": list(keywords),
+                "word_boundary": bool(word_boundary),
+                "fields": list(parse_fields(fields)),
+                "threads": int(total["threads"]),
+                "matched": int(total["matched"]),
+                "matched_pct": round(float(total["matched_pct"]), 4),
+            },
+        )
+    return matches, summary

@@ -1,0 +1,269 @@
+"""Loading a saved model and applying it at scale: chunked, resumable, with progress.
+
+:func:`classify_frame` streams the input through the model in chunks of ``chunk_size`` rows.  Each
+finished chunk is written atomically to the checkpoint folder under a name that fingerprints the
+model and the chunk's ids and texts, so a killed run resumes where it stopped and a changed model or
+corpus never reuses stale results.  Transformer models use length-sorted dynamic batching
+(:mod:`secmine.detect.batching`).  Probabilities are kept for every thread; the label applies the
+model card's threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from secmine.detect.models import ModelError, SecurityModel, get_family
+from secmine.detect.texts import DEFAULT_MAX_CHARS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+MODEL_CARD = "model_card.json"
+CLASSIFIED_COLUMNS: tuple[str, ...] = (
+    "id", "platform", "kind", "repo", "number", "created_at", "keyword_match", "probability", "label",
+)
+
+
+def read_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model card of a saved model (``model_card.json``)."""
+    path = Path(model_dir) / MODEL_CARD
+    if not path.is_file():
+        raise ModelError(f"{path}: no model card; train a model first (secmine train) or pass another --model-dir")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if "family" not in card:
+        raise ModelError(f"{path}: field 'family' missing")
+    return card
+
+
+def load_model(model_dir: str | os.PathLike[str], *, num_threads: int | None = None,
+               progress: bool | None = None) -> tuple[SecurityModel, dict[str, Any]]:
+    """``(model, card)`` of a saved model, whatever its family."""
+    card = read_card(model_dir)
+    cls = get_family(card["family"])
+    settings = dict(card.get("settings", {}))
+    if num_threads is not None:
+        settings["num_threads"] = num_threads
+    if progress is not None:
+        settings["progress"] = progress
+    card = {**card, "settings": settings}
+    if num_threads:
+        import torch
+
+        torch.set_num_threads(num_threads)
+    return cls.load(model_dir, card), card
+
+
+def card_max_chars(card: dict[str, Any]) -> int:
+    """The text length cap the model was trained with."""
+    value = (card.get("text") or {}).get("max_chars")
+    return int(value) if value else DEFAULT_MAX_CHARS
+
+
+def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
+    """SHA-256 over the saved model's files (names and bytes)."""
+    digest = hashlib.sha256()
+    root = Path(model_dir)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _chunk_key(model_key: str, ids: list[str], texts: list[str], extra: str) -> str:
+    digest = hashlib.sha256(model_key.encode())
+    digest.update(extra.encode())
+    for ident, text in zip(ids, texts, strict=True):
+        digest.update(str(ident).encode())
+        digest.update(b"\0")
+        digest.update(hashlib.sha1(text.encode("utf-8")).digest())
+    return digest.hexdigest()[:16]
+
+
+def classify_frame(
+    model: SecurityModel,
+    inputs: pd.DataFrame,
+    *,
+    model_key: str,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    chunk_size: int = 2000,
+    progress: bool = True,
+    extra_key: str = "",
+) -> np.ndarray:
+    """Probabilities for ``inputs['text']`` in input order, chunk by chunk, resuming from checkpoints.
+
+    Chunk files are ``chunk-<index>-<fingerprint>.parquet`` (columns ``id``, ``probability``).  After a
+    complete run, chunk files that are not part of it are removed.
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from secmine import io
+
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be positive")
+    ids = inputs["id"].astype(str).tolist()
+    texts = inputs["text"].tolist()
+    out = np.zeros(len(texts), dtype=np.float64)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    keep: set[str] = set()
+    starts = list(range(0, len(texts), chunk_size))
+    with tqdm(total=len(texts), desc="classify", unit="thread", disable=not progress) as bar:
+        for index, start in enumerate(starts):
+            stop = min(start + chunk_size, len(texts))
+            chunk_ids, chunk_texts = ids[start:stop], texts[start:stop]
+            path = None
+            if folder is not None:
+                key = _chunk_key(model_key, chunk_ids, chunk_texts, extra_key)
+                path = folder / f"chunk-{index:05d}-{key}.parquet"
+                keep.add(path.name)
+                if path.is_file():
+                    done = pd.read_parquet(path)
+                    if done["id"].astype(str).tolist() == chunk_ids:
+                        out[start:stop] = done["probability"].to_numpy(dtype=np.float64)
+                        bar.update(stop - start)
+                        continue
+            proba = np.asarray(model.predict_proba(chunk_texts), dtype=np.float64)
+            if proba.shape != (stop - start,):
+                raise ModelError(f"{model.family}: {proba.shape} probabilities for {stop - start} texts")
+            out[start:stop] = proba
+            if path is not None:
+                io.write_parquet(pd.DataFrame({"id": chunk_ids, "probability": proba}), path)
+            bar.update(stop - start)
+    if folder is not None:
+        for stale in folder.glob("chunk-*.parquet"):
+            if stale.name not in keep:
+                stale.unlink()
+    return out
+
+
+def classify_file(
+    model_dir: str | os.PathLike[str],
+    input_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    text_column: str = "text",
+    id_column: str = "id",
+    keywords_path: str | os.PathLike[str] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    chunk_size: int = 2000,
+    threshold: float | None = None,
+    num_threads: int | None = None,
+    quantize: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Classify every row of ``input_path`` with the model in ``model_dir`` and write ``output``.
+
+    Input: a corpus folder/Parquet, JSON lines in the snapshot schema, or a CSV with a text column.
+    Output ``.csv``: ``id, probability, label`` one row per input.  Output ``.parquet`` (threads only):
+    the columns of :data:`CLASSIFIED_COLUMNS`; ``keyword_match`` comes from ``keywords_path`` (the
+    ``keywords`` stage output) or, without it, from matching the model card's keywords (paper's
+    keywords by default) over title, body and comments.
+    """
+    from secmine import io
+    from secmine.detect.corpus import load_inputs
+
+    model, card = load_model(model_dir, num_threads=num_threads, progress=False)
+    if quantize and hasattr(model, "quantize"):
+        model.quantize()
+    threshold = float(card.get("threshold", 0.5) if threshold is None else threshold)
+    inputs = load_inputs(input_path, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
+    key = model_fingerprint(model_dir)
+    probability = classify_frame(
+        model, inputs, model_key=key, checkpoint_dir=checkpoint_dir, chunk_size=chunk_size,
+        progress=progress, extra_key=f"quantize={bool(quantize)}",
+    )
+    result = inputs.drop(columns=["text"]).copy()
+    result["probability"] = probability
+    result["label"] = (probability >= threshold).astype(np.int64)
+    output = Path(output)
+    if output.suffix.lower() == ".parquet":
+        if "platform" not in result.columns:
+            raise ValueError(f"{output}: Parquet output needs thread input (corpus or JSON lines), not a CSV")
+        result["keyword_match"] = _keyword_match(result, input_path, keywords_path, card)
+        result = result[list(CLASSIFIED_COLUMNS)]
+        result["number"] = result["number"].astype("int64")
+        io.write_parquet(result, output)
+    else:
+        io.write_csv(result[["id", "probability", "label"]], output)
+    return result
+
+
+def _keyword_match(result: pd.DataFrame, input_path: Any, keywords_path: Any, card: dict[str, Any]) -> np.ndarray:
+    import pandas as pd
+
+    if keywords_path is not None:
+        matches = pd.read_parquet(keywords_path, columns=["id", "keyword_match"]).set_index("id")["keyword_match"]
+        missing = ~result["id"].isin(matches.index)
+        if missing.any():
+            raise ValueError(
+                f"{keywords_path}: {int(missing.sum())} thread(s) of the input have no keyword result "
+                f"(e.g. {result['id'][missing].iloc[0]!r}); rerun the keywords stage"
+            )
+        return result["id"].map(matches).to_numpy(dtype=bool)
+    from secmine.detect.corpus import load_threads
+    from secmine.detect.keywords import PAPER_KEYWORDS, match_threads
+
+    settings = card.get("settings", {})
+    threads = load_threads(input_path, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
+    matches = match_threads(threads, settings.get("keywords") or PAPER_KEYWORDS,
+                            word_boundary=bool(settings.get("word_boundary", True)))
+    return result["id"].map(matches.set_index("id")["keyword_match"]).to_numpy(dtype=bool)
+
+
+def summarise_classified(classified: pd.DataFrame) -> pd.DataFrame:
+    """Per platform and kind: threads, keyword matches, classified security, and their overlap."""
+    import pandas as pd
+
+    rows = []
+    groups = [((p, k), g) for (p, k), g in classified.groupby(["platform", "kind"], sort=True)]
+    groups.append((("all", "all"), classified))
+    for (platform, kind), group in groups:
+        security = group["label"] == 1
+        keyword = group["keyword_match"].astype(bool)
+        rows.append(
+            {
+                "platform": platform,
+                "kind": kind,
+                "threads": len(group),
+                "keyword_match": int(keyword.sum()),
+                "security": int(security.sum()),
+                "security_pct": 100.0 * security.mean() if len(group) else 0.0,
+                "security_and_keyword": int((security & keyword).sum()),
+                "security_without_keyword": int((security & ~keyword).sum()),
+                "keyword_not_security": int((~security & keyword).sum()),
+                "mean_probability": float(group["probability"].mean()) if len(group) else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def probability_figure(classified: pd.DataFrame, threshold: float) -> Any:
+    """Histogram of probabilities, threads with and without a keyword match."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    bins = np.linspace(0, 1, 41)
+    for flag, name, colour in ((True, "keyword match", "tab:red"), (False, "no keyword match", "tab:blue")):
+        part = classified.loc[classified["keyword_match"].astype(bool) == flag, "probability"]
+        ax.hist(part, bins=bins, alpha=0.6, label=f"{name} (n={len(part)})", color=colour)
+    ax.axvline(threshold, color="black", lw=0.8, ls="--", label=f"threshold {threshold:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("probability of a security discussion")
+    ax.set_ylabel("threads (log scale)")
+    ax.legend(fontsize=8)
+    ax.set_title("Classifier probabilities over the corpus")
+    fig.tight_layout()
+    return fig
