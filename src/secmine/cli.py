@@ -14,8 +14,8 @@ import typer
 
 COMMAND_MODULES: tuple[str, ...] = (
     "secmine.external",
-    "secmine.thematic.commands",
     "secmine.collect.commands",
+    "secmine.thematic.commands",
     "secmine.analysis.commands",
     "secmine.detect.commands",
 )
