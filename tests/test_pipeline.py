@@ -18,7 +18,7 @@ from secmine.cli import app
 DVC = yaml.safe_load((config.PROJECT_ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((config.PROJECT_ROOT / "params.yaml").read_text())
 STAGES = sorted(DVC["stages"])
-EXPECTED_STAGES = {"external"}
+EXPECTED_STAGES = {"external", "collect", "keywords", "train", "classify", "rq1", "sample", "topics", "thematic"}
 
 
 def _command(stage: str) -> list[str]:
@@ -96,6 +96,8 @@ def test_notebooks_are_stored_without_outputs() -> None:
 
 
 def test_cli_lists_every_stage_command() -> None:
-    result = CliRunner().invoke(app, ["--help"])
+    result = CliRunner().invoke(app, ["--help"], terminal_width=200)
     assert result.exit_code == 0
-    assert "external" in result.output
+    commands = set(re.findall(r"^\W+([a-z][a-z0-9-]+)\s", result.output, flags=re.M))
+    for stage in STAGES:
+        assert stage in commands, f"stage {stage} has no `secmine {stage}` command"
