@@ -47,7 +47,8 @@ status: $(STAMP) ## show what DVC would rerun
 	$(BIN)/dvc status
 
 bench: $(STAMP) ## run the benchmarks in benchmarks/
-	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@failed=""; for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || failed="$$failed $$f"; done; \
+	if [ -n "$$failed" ]; then echo "target missed:$$failed"; exit 1; fi
 
 lock: ## re-resolve and pin requirements.txt (needs network access to PyPI)
 	rm -rf /tmp/secmine-lock && $(PYTHON) -m venv /tmp/secmine-lock

@@ -38,12 +38,11 @@ import pandas as pd  # noqa: E402
 from secmine import config  # noqa: E402
 
 
-def labelled_texts(n_eval: int, n_fit: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def labelled_texts(path: Path, n_eval: int, n_fit: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(texts to fit a quick head on, texts to benchmark on, where they came from)."""
-    path = config.INTERIM_DATA_DIR / "labelled.parquet"
     if path.is_file():
         frame = pd.read_parquet(path, columns=["uid", "text", "label", "split"])
-        origin = f"{path.relative_to(config.PROJECT_ROOT)} (test split first)"
+        origin = f"{path} (test split first)"
         frame = pd.concat([frame[frame["split"] == "test"], frame[frame["split"] != "test"]], ignore_index=True)
     else:
         from secmine.detect.labelled import combine, from_replication_posts, from_security_labels
@@ -127,6 +126,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each (best is kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for both")
     parser.add_argument("--model-dir", type=Path, default=config.MODELS_DIR / "security")
+    parser.add_argument("--labelled", type=Path, default=config.INTERIM_DATA_DIR / "labelled.parquet",
+                        help="the train stage's labelled set (absent on a clean clone: ../shared is used)")
     parser.add_argument("--target", type=float, default=3.0, help="required speed-up")
     parser.add_argument("--mcc-tolerance", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=42)
@@ -140,7 +141,7 @@ def main() -> int:
     from secmine.detect.predict import classify_file, read_card
 
     torch.set_num_threads(args.threads)
-    fit, evaluation, origin = labelled_texts(args.n, args.fit, args.seed)
+    fit, evaluation, origin = labelled_texts(args.labelled, args.n, args.fit, args.seed)
     with tempfile.TemporaryDirectory(prefix="secmine-bench-") as tmp:
         tmp_path = Path(tmp)
         card = read_card(args.model_dir) if (args.model_dir / "model_card.json").is_file() else None
