@@ -53,6 +53,9 @@ class TopicsParams:
     n_components: int = 5
     min_cluster_size: int = 15
     min_samples: int = 0  # 0: HDBSCAN's default (= min_cluster_size)
+    # HDBSCAN's cluster selection: "leaf" gives fine-grained topics; "eom" tends to merge most
+    # security threads into one or two large clusters on this corpus
+    cluster_selection: str = "leaf"
     top_words: int = 10
     min_df: int = 2
     # words of issue templates that say nothing about a topic, left out of the topic words
@@ -270,7 +273,7 @@ def fit_topics(docs: Sequence[str], embeddings: np.ndarray, params: TopicsParams
         min_cluster_size=max(2, min(params.min_cluster_size, n)),
         min_samples=params.min_samples or None,
         metric="euclidean",
-        cluster_selection_method="eom",
+        cluster_selection_method=params.cluster_selection,
         prediction_data=True,
     )
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
