@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from secmine.collect.archive import Archive, ArchiveTransport, ReplaySource, Run, read_records
+from secmine.collect.bots import split_names
 from secmine.collect.github import DEFAULT_ENDPOINT as GITHUB_ENDPOINT
 from secmine.collect.github import KINDS as GITHUB_KINDS
 from secmine.collect.github import GitHubClient, GitHubCollector
@@ -39,14 +40,6 @@ log = logging.getLogger("secmine.collect")
 
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
 HF_TOKEN_ENV = "HF_TOKEN"
-
-
-def _names(value: str | Sequence[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]
 
 
 @dataclass
@@ -79,17 +72,17 @@ class LiveConfig:
         config = cls(
             hf_endpoint=str(params.get("hf_endpoint") or HF_ENDPOINT),
             github_endpoint=str(params.get("github_endpoint") or GITHUB_ENDPOINT),
-            hf_scope=_names(params.get("hf_scope", "model")),
+            hf_scope=split_names(params.get("hf_scope", "model")),
             hf_sort=(str(params.get("hf_sort")) if params.get("hf_sort") else None),
             hf_limit=(int(limit) if limit not in (None, "", 0, "0", "all") else None),
             hf_min_downloads_or_likes=int(params.get("hf_min_downloads_or_likes", 1)),
             hf_discussions_for=str(params.get("hf_discussions_for") or "linked"),
             hf_discussion_type=str(params.get("hf_discussion_type") or "discussion"),
-            hf_repos=_names(params.get("hf_repos")),
+            hf_repos=split_names(params.get("hf_repos")),
             link_min_score=float(params.get("link_min_score") or 0.0),
-            github_repos=_names(params.get("github_repos")),
+            github_repos=split_names(params.get("github_repos")),
             github_from_links=bool(params.get("github_from_links", True)),
-            github_kinds=_names(params.get("github_kinds", ",".join(GITHUB_KINDS))),
+            github_kinds=split_names(params.get("github_kinds", ",".join(GITHUB_KINDS))),
             page_size=int(params.get("page_size") or 100),
             comment_page_size=int(params.get("comment_page_size") or params.get("page_size") or 100),
             since=normalise_timestamp(params.get("since")) if params.get("since") else None,
