@@ -210,7 +210,7 @@ def test_growth_rate_table_on_synthetic_exponential() -> None:
     assert short.iloc[0]["note"] == "too little data"
 
 
-def test_hf_model_metadata_tables(tmp_path: Path) -> None:
+def test_hub_model_metadata_tables(tmp_path: Path) -> None:
     models = pd.DataFrame(
         {
             "repo_type": ["model", "model"],

@@ -51,7 +51,7 @@ class LiveConfig:
     hf_scope: list[str] = field(default_factory=lambda: ["model"])
     hf_sort: str | None = "likes"
     hf_limit: int | None = 1000
-    hf_min_downloads_or_likes: int = 1
+    hf_min_popularity: int = 1
     hf_discussions_for: str = "linked"
     hf_discussion_type: str = "discussion"
     hf_repos: list[str] = field(default_factory=list)
@@ -75,7 +75,7 @@ class LiveConfig:
             hf_scope=split_names(params.get("hf_scope", "model")),
             hf_sort=(str(params.get("hf_sort")) if params.get("hf_sort") else None),
             hf_limit=(int(limit) if limit not in (None, "", 0, "0", "all") else None),
-            hf_min_downloads_or_likes=int(params.get("hf_min_downloads_or_likes", 1)),
+            hf_min_popularity=int(params.get("hf_min_popularity", 1)),
             hf_discussions_for=str(params.get("hf_discussions_for") or "linked"),
             hf_discussion_type=str(params.get("hf_discussion_type") or "discussion"),
             hf_repos=split_names(params.get("hf_repos")),
@@ -195,7 +195,7 @@ def execute(
             scope=tuple(config.hf_scope),
             sort=config.hf_sort,
             limit=config.hf_limit,
-            min_downloads_or_likes=config.hf_min_downloads_or_likes,
+            min_downloads_or_likes=config.hf_min_popularity,
             discussions_for=config.hf_discussions_for,
             discussion_type=config.hf_discussion_type,
             link_min_score=config.link_min_score,
