@@ -9,7 +9,7 @@ lets short texts share large batches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,50 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list
     return [list(ids) for ids in encoded["input_ids"]]
 
 
+def pad_batch(ids: Sequence[Sequence[int]], batch: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(input_ids, attention_mask)`` int64 arrays of the texts at ``batch``, padded to the longest."""
+    longest = max(len(ids[i]) for i in batch)
+    input_ids = np.full((len(batch), longest), pad_id, dtype=np.int64)
+    attention = np.zeros((len(batch), longest), dtype=np.int64)
+    for row, position in enumerate(batch):
+        seq = ids[position]
+        input_ids[row, : len(seq)] = seq
+        attention[row, : len(seq)] = 1
+    return input_ids, attention
+
+
+def run_batched(
+    ids: Sequence[Sequence[int]],
+    forward: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    num_labels: int,
+    pad_id: int,
+    max_batch_size: int = 64,
+    max_tokens: int = 16384,
+    progress: bool = False,
+) -> np.ndarray:
+    """``forward(input_ids, attention_mask) -> logits`` over length-sorted dynamic batches of ``ids``;
+    logits ``(len(ids), num_labels)`` in input order.  Whatever runs the model (PyTorch, ONNX Runtime)
+    sees the same batches."""
+    from tqdm import tqdm
+
+    out = np.zeros((len(ids), num_labels), dtype=np.float32)
+    if not len(ids):
+        return out
+    batches = plan_batches([len(x) for x in ids], max_batch_size=max_batch_size, max_tokens=max_tokens)
+    with tqdm(total=len(ids), desc="classify", unit="text", disable=not progress) as bar:
+        for batch in batches:
+            input_ids, attention = pad_batch(ids, batch, pad_id)
+            out[batch] = forward(input_ids, attention)
+            bar.update(len(batch))
+    return out
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The tokenizer's padding id (0 when it has none; masked positions are ignored anyway)."""
+    return int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
+
+
 def predict_logits(
     model: Any,
     tokenizer: Any,
@@ -53,32 +97,22 @@ def predict_logits(
     progress: bool = False,
     device: Any = None,
 ) -> np.ndarray:
-    """Logits ``(len(texts), num_labels)`` of a sequence-classification model, in input order."""
+    """Logits ``(len(texts), num_labels)`` of a PyTorch sequence-classification model, in input order."""
     import torch
-    from tqdm import tqdm
 
     ids = tokenize(tokenizer, texts, max_length)
-    num_labels = int(getattr(model.config, "num_labels", 2))
-    out = np.zeros((len(ids), num_labels), dtype=np.float32)
-    if not ids:
-        return out
     device = device if device is not None else next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = plan_batches([len(x) for x in ids], max_batch_size=max_batch_size, max_tokens=max_tokens)
     model.eval()
-    with torch.inference_mode(), tqdm(total=len(ids), desc="classify", unit="text", disable=not progress) as bar:
-        for batch in batches:
-            longest = max(len(ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), longest), dtype=torch.long)
-            for row, position in enumerate(batch):
-                seq = ids[position]
-                input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                attention[row, : len(seq)] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
-            out[batch] = logits.float().cpu().numpy()
-            bar.update(len(batch))
-    return out
+
+    def forward(input_ids: np.ndarray, attention: np.ndarray) -> np.ndarray:
+        logits = model(input_ids=torch.from_numpy(input_ids).to(device),
+                       attention_mask=torch.from_numpy(attention).to(device)).logits
+        return logits.float().cpu().numpy()
+
+    with torch.inference_mode():
+        return run_batched(ids, forward, num_labels=int(getattr(model.config, "num_labels", 2)),
+                           pad_id=pad_token_id(tokenizer), max_batch_size=max_batch_size,
+                           max_tokens=max_tokens, progress=progress)
 
 
 def softmax_positive(logits: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``secmine keywords``, ``secmine train``, ``secmine evaluate`` and ``secmine classify``.
+"""``secmine keywords``, ``train``, ``evaluate``, ``export`` and ``classify``.
 
 Options left out take their values from ``params.yaml`` (blocks ``keywords``, ``train``, ``classify``).
 """
@@ -170,8 +170,9 @@ def classify_command(
     checkpoint_dir: Path = typer.Option(None, help="resume from / checkpoint finished chunks here"),
     chunk_size: int = typer.Option(2000, help="rows per checkpointed chunk"),
     threshold: float = typer.Option(None, help="label threshold (default: the model card's)"),
-    num_threads: int = typer.Option(None, help="torch CPU threads"),
-    quantize: bool = typer.Option(False, "--quantize/--no-quantize", help="int8 dynamic quantisation (CPU, transformers)"),
+    num_threads: int = typer.Option(None, help="CPU threads (PyTorch or ONNX Runtime)"),
+    engine: str = typer.Option("auto", help="transformer engine: auto (what training validated), torch, onnx "
+                               "(fp32, same logits) or onnx-int8 (quantised)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Classify threads or texts with a saved model (any family); one output row per input row."""
@@ -180,7 +181,7 @@ def classify_command(
     result = classify_file(
         model_dir, input, output, text_column=text_column, id_column=id_column, keywords_path=keywords,
         checkpoint_dir=checkpoint_dir, chunk_size=chunk_size, threshold=threshold, num_threads=num_threads,
-        quantize=quantize, progress=progress,
+        engine=engine, progress=progress,
     )
     typer.echo(f"{output}: {len(result)} rows, {int(result['label'].sum())} labelled security")
 
@@ -203,8 +204,47 @@ def classify_stage_command(
         tables_dir="reports/tables/classify", figures_dir="reports/figures/classify",
         metrics_path="reports/metrics/classify.json",
         chunk_size=int(p.get("chunk_size", 2000)), num_threads=int(p.get("num_threads", 2)),
-        quantize=bool(p.get("quantize", False)),
+        engine=str(p.get("engine", "auto")),
     )
+
+
+def export_command(
+    model_dir: Path = typer.Option(Path("models/security"), help="a saved transformer folder"),
+    output_dir: Path = typer.Option(None, help="write onnx/ here instead of into the model folder"),
+    data: Path = typer.Option(None, help="labelled CSV/Parquet to validate the engines on (records the "
+                              "recommended engine in the model card)"),
+    text_column: str = typer.Option("text", help="text column of --data"),
+    label_column: str = typer.Option("label", help="label column (0/1) of --data"),
+    split: str = typer.Option("test", help="rows of a labelled Parquet with a split column: all, train or test"),
+    tolerance: float = typer.Option(0.01, help="largest MCC difference to PyTorch an engine may have"),
+    num_threads: int = typer.Option(2, help="CPU threads"),
+) -> None:
+    """Export a saved transformer to ONNX (fp32 and int8) for `secmine classify --engine onnx|onnx-int8`."""
+    from secmine import io
+    from secmine.detect.engine import engines_table, export_model_dir, validate_engines
+    from secmine.detect.labelled import read_labelled_file
+    from secmine.detect.predict import MODEL_CARD, card_max_chars, load_model
+
+    info = export_model_dir(model_dir, output_dir=output_dir)
+    typer.echo(f"{(output_dir or model_dir)}/onnx: {info['graph']} graph, fp32 parity "
+               f"{info['parity_max_abs_logit_diff']:.1e}, int8 written")
+    if data is None:
+        return
+    model, card = load_model(model_dir, num_threads=num_threads)
+    labelled = read_labelled_file(data, text_column=text_column, label_column=label_column,
+                                  max_chars=card_max_chars(card)).frame
+    if split != "all" and "split" in labelled.columns:
+        labelled = labelled[labelled["split"] == split]
+    if labelled.empty:
+        raise typer.BadParameter(f"{data}: no labelled rows to validate on")
+    texts = labelled["text"].tolist()
+    report = validate_engines(model_dir, card, texts, labelled["label"].to_numpy(), model.predict_proba(texts),
+                              tolerance=tolerance, num_threads=num_threads, engine_dir=output_dir)
+    typer.echo(engines_table(report).to_string(index=False))
+    if output_dir is None:
+        card["engines"] = report
+        io.write_json(Path(model_dir) / MODEL_CARD, card)
+        typer.echo(f"recommended engine {report['recommended']!r} recorded in {Path(model_dir) / MODEL_CARD}")
 
 
 def register(app: typer.Typer) -> None:
@@ -213,3 +253,4 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_command)
     app.command("classify")(classify_command)
     app.command("classify-stage")(classify_stage_command)
+    app.command("export")(export_command)

@@ -24,6 +24,8 @@ from secmine.detect.texts import DEFAULT_MAX_CHARS
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from secmine.detect.engine import OnnxClassifier
+
 MODEL_CARD = "model_card.json"
 CLASSIFIED_COLUMNS: tuple[str, ...] = (
     "id", "platform", "kind", "repo", "number", "created_at", "keyword_match", "probability", "label",
@@ -62,6 +64,22 @@ def load_model(model_dir: str | os.PathLike[str], *, num_threads: int | None = N
     return cls.load(model_dir, card), card
 
 
+def load_classifier(model_dir: str | os.PathLike[str], *, engine: str = "auto", num_threads: int | None = None,
+                    progress: bool = False) -> tuple[Any, dict[str, Any], str]:
+    """``(model, card, engine)``: what :func:`classify_file` runs -- the saved model itself, or for a
+    transformer an ONNX Runtime session when the resolved engine is ``onnx``/``onnx-int8`` (then
+    PyTorch weights are never loaded)."""
+    from secmine.detect.engine import OnnxClassifier, resolve_engine
+
+    card = read_card(model_dir)
+    resolved = resolve_engine(engine, card)
+    if resolved == "torch":
+        model, card = load_model(model_dir, num_threads=num_threads, progress=progress)
+        return model, card, resolved
+    threads = int(num_threads if num_threads else card.get("settings", {}).get("num_threads", 2))
+    return OnnxClassifier.from_model_dir(model_dir, card, resolved, num_threads=threads, progress=progress), card, resolved
+
+
 def card_max_chars(card: dict[str, Any]) -> int:
     """The text length cap the model was trained with."""
     value = (card.get("text") or {}).get("max_chars")
@@ -91,7 +109,7 @@ def _chunk_key(model_key: str, ids: list[str], texts: list[str], extra: str) -> 
 
 
 def classify_frame(
-    model: SecurityModel,
+    model: SecurityModel | OnnxClassifier,
     inputs: pd.DataFrame,
     *,
     model_key: str,
@@ -161,7 +179,7 @@ def classify_file(
     chunk_size: int = 2000,
     threshold: float | None = None,
     num_threads: int | None = None,
-    quantize: bool = False,
+    engine: str = "auto",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Classify every row of ``input_path`` with the model in ``model_dir`` and write ``output``.
@@ -171,19 +189,21 @@ def classify_file(
     the columns of :data:`CLASSIFIED_COLUMNS`; ``keyword_match`` comes from ``keywords_path`` (the
     ``keywords`` stage output) or, without it, from matching the model card's keywords (paper's
     keywords by default) over title, body and comments.
+
+    ``engine`` runs a transformer with PyTorch (``torch``) or ONNX Runtime (``onnx``: fp32, the same
+    logits; ``onnx-int8``: quantised) -- ``auto`` picks what the train stage validated (see
+    :mod:`secmine.detect.engine`); other families ignore it.
     """
     from secmine import io
     from secmine.detect.corpus import load_inputs
 
-    model, card = load_model(model_dir, num_threads=num_threads, progress=False)
-    if quantize and hasattr(model, "quantize"):
-        model.quantize()
+    model, card, engine = load_classifier(model_dir, engine=engine, num_threads=num_threads)
     threshold = float(card.get("threshold", 0.5) if threshold is None else threshold)
     inputs = load_inputs(input_path, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
-    key = model_fingerprint(model_dir)
+    key = model_fingerprint(model_dir) if checkpoint_dir is not None else ""
     probability = classify_frame(
         model, inputs, model_key=key, checkpoint_dir=checkpoint_dir, chunk_size=chunk_size,
-        progress=progress, extra_key=f"quantize={bool(quantize)}",
+        progress=progress, extra_key=f"engine={engine}",
     )
     result = inputs.drop(columns=["text"]).copy()
     result["probability"] = probability

@@ -145,19 +145,20 @@ def run_classify_stage(
     metrics_path: str | os.PathLike[str] | None,
     chunk_size: int = 2000,
     num_threads: int = 2,
-    quantize: bool = False,
+    engine: str = "auto",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics."""
     import matplotlib.pyplot as plt
 
     from secmine import io
+    from secmine.detect.engine import resolve_engine
     from secmine.detect.predict import classify_file, probability_figure, read_card, summarise_classified
 
     card = read_card(model_dir)
     classified = classify_file(
         model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
-        chunk_size=chunk_size, num_threads=num_threads, quantize=quantize, progress=progress,
+        chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress,
     )
     summary = summarise_classified(classified)
     if tables_dir is not None:
@@ -178,7 +179,7 @@ def run_classify_stage(
                 "keyword_match": int(total["keyword_match"]),
                 "security_without_keyword": int(total["security_without_keyword"]),
                 "keyword_not_security": int(total["keyword_not_security"]),
-                "quantized": bool(quantize),
+                "engine": resolve_engine(engine, card),
             },
         )
     return classified, summary

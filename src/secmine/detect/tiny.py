@@ -1,4 +1,4 @@
-"""A tiny DistilBERT built from a config, with a WordPiece tokenizer trained offline on a few texts.
+"""A tiny DistilBERT (or BERT) built from a config, with a WordPiece tokenizer trained offline on a few texts.
 
 For tests and smoke runs: it trains and predicts in seconds on a CPU, needs no download, and goes
 through exactly the code paths of a real checkpoint (``AutoModelForSequenceClassification``,
@@ -22,12 +22,25 @@ def build_tiny_transformer(
     heads: int = 2,
     max_positions: int = 128,
     seed: int = 0,
+    architecture: str = "distilbert",
 ) -> Path:
-    """Write a randomly initialised tiny DistilBERT classifier and its tokenizer to ``directory``."""
+    """Write a randomly initialised tiny classifier and its tokenizer to ``directory``.
+
+    ``architecture``: ``distilbert`` (the paper's family) or ``bert`` (the family of the default
+    MiniLM backbone, with a pooler).
+    """
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        PreTrainedTokenizerFast,
+    )
 
+    if architecture not in ("distilbert", "bert"):
+        raise ValueError(f"architecture {architecture!r}: choose distilbert or bert")
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -45,9 +58,17 @@ def build_tiny_transformer(
     )
     fast.save_pretrained(path)
     torch.manual_seed(seed)
+    pad = tokenizer.token_to_id("[PAD]")
+    if architecture == "bert":
+        bert = BertConfig(
+            vocab_size=tokenizer.get_vocab_size(), hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=dim * 2, max_position_embeddings=max_positions, num_labels=2, pad_token_id=pad,
+        )
+        BertForSequenceClassification(bert).save_pretrained(path)
+        return path
     config = DistilBertConfig(
         vocab_size=tokenizer.get_vocab_size(), dim=dim, n_layers=layers, n_heads=heads, hidden_dim=dim * 2,
-        max_position_embeddings=max_positions, num_labels=2, pad_token_id=tokenizer.token_to_id("[PAD]"),
+        max_position_embeddings=max_positions, num_labels=2, pad_token_id=pad,
     )
     DistilBertForSequenceClassification(config).save_pretrained(path)
     return path

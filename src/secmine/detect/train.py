@@ -360,16 +360,47 @@ def model_card(comparison: Comparison, result: FamilyResult, extra: dict[str, An
     return card
 
 
-def save_model(model: SecurityModel, directory: str | os.PathLike[str], card: dict[str, Any]) -> Path:
+def save_model(
+    model: SecurityModel,
+    directory: str | os.PathLike[str],
+    card: dict[str, Any],
+    *,
+    validation: tuple[Sequence[str], Sequence[int], Sequence[float]] | None = None,
+    engine_tolerance: float = 0.01,
+    log: Any = print,
+) -> Path:
     """Replace ``directory`` with the model's files and ``model_card.json`` (atomically: a sibling
-    temporary folder is renamed into place)."""
+    temporary folder is renamed into place).
+
+    A transformer is also exported to ONNX (``onnx/``, see :mod:`secmine.detect.engine`); with
+    ``validation`` = ``(texts, labels, PyTorch probabilities)`` of held-out rows, every engine is
+    scored on them and the card records the engine ``secmine classify --engine auto`` runs.
+    """
+    from secmine.detect.engine import EngineError, export_engines, onnxruntime_available, validate_engines
     from secmine.io import write_json
 
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    card = dict(card)
     try:
         model.save(staging)
+        if model.family == "transformer" and onnxruntime_available():
+            try:
+                card["engine_export"] = export_engines(model.model, model.tokenizer, staging,
+                                                       max_length=int(model.params["max_length"]))
+            except EngineError as exc:
+                card["engine_export"] = {"error": str(exc)}
+                log(f"no ONNX engines: {exc}")
+            if validation is not None and "error" not in card["engine_export"]:
+                texts, labels, reference = validation
+                card["engines"] = validate_engines(
+                    staging, card, list(texts), labels, reference, tolerance=engine_tolerance,
+                    num_threads=int(model.settings.num_threads) or 2,
+                )
+                log(f"engines on {len(texts)} held-out texts: " + ", ".join(
+                    f"{e} MCC {card['engines'][e]['mcc']:.3f}" for e in ("torch", "onnx", "onnx-int8"))
+                    + f"; recommended {card['engines']['recommended']}")
         write_json(staging / MODEL_CARD, card)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
@@ -418,8 +449,10 @@ def write_reports(
     figures_dir: str | os.PathLike[str] | None,
     metrics_path: str | os.PathLike[str] | None,
     provenance: pd.DataFrame | None = None,
+    engines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Comparison tables (CSV/MD/TeX), figure (PNG/SVG) and DVC metrics; returns the metrics."""
+    """Comparison tables (CSV/MD/TeX), figure (PNG/SVG) and DVC metrics; returns the metrics.
+    ``engines``: the saved model's engine validation (model card), reported as a table and metrics."""
     from secmine import io
 
     table = comparison.table()
@@ -440,6 +473,12 @@ def write_reports(
                        tables / "trials", float_format="{:.3f}")
         if provenance is not None:
             io.write_table(provenance, tables / "labelled_set", float_format="{:.0f}")
+        if engines is not None:
+            from secmine.detect.engine import engines_table
+
+            io.write_table(engines_table(engines), tables / "engines", float_format="{:.4f}",
+                           caption="Inference engines of the saved transformer on the held-out test split: "
+                           "MCC, difference to PyTorch, label agreement and largest probability difference.")
     if figures_dir is not None:
         import matplotlib.pyplot as plt
 
@@ -463,6 +502,12 @@ def write_reports(
             "test_rows": int((comparison.labelled["split"] == "test").sum()),
         },
     }
+    if engines is not None:
+        metrics["engines"] = {
+            "recommended": engines["recommended"],
+            **{e: {"test_mcc": engines[e]["mcc"], "agreement": engines[e]["agreement"]}
+               for e in ("torch", "onnx", "onnx-int8") if e in engines},
+        }
     if metrics_path is not None:
         io.write_json(metrics_path, metrics)
     return metrics
@@ -514,12 +559,17 @@ def train_labelled(
     provenance = (
         frame.groupby(["source", "label", "split"], sort=True).size().unstack("split", fill_value=0).reset_index()
     )
-    write_reports(comparison, tables_dir=tables_dir, figures_dir=figures_dir, metrics_path=metrics_path,
-                  provenance=provenance)
-    if predictions_out is not None:
-        io.write_parquet(comparison.predictions(), predictions_out)
+    engines = None
     if model_dir is not None:
         best = comparison.best
-        save_model(best.model, model_dir, model_card(comparison, best, {"max_chars": max_chars}))
+        test = frame[frame["split"] == "test"]
+        save_model(best.model, model_dir, model_card(comparison, best, {"max_chars": max_chars}),
+                   validation=(test["text"].tolist(), test["label"].to_numpy(dtype=np.int64), best.test_proba),
+                   engine_tolerance=float(settings.engine_tolerance), log=log)
         log(f"saved {best.family} to {model_dir}")
+        engines = json.loads((Path(model_dir) / MODEL_CARD).read_text(encoding="utf-8")).get("engines")
+    write_reports(comparison, tables_dir=tables_dir, figures_dir=figures_dir, metrics_path=metrics_path,
+                  provenance=provenance, engines=engines)
+    if predictions_out is not None:
+        io.write_parquet(comparison.predictions(), predictions_out)
     return comparison

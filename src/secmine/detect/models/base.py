@@ -46,6 +46,8 @@ class ModelSettings:
     # inference batches (CPU: small batches are fastest; on a GPU both are multiplied by 8)
     eval_batch_size: int = 16
     max_tokens_per_batch: int = 4096
+    # ONNX engines of a saved transformer: int8 is recommended when its held-out MCC is this close
+    engine_tolerance: float = 0.01
     # LLM zero-/few-shot through an OpenAI-compatible endpoint
     llm_base_url: str = ""
     llm_model: str = ""

@@ -206,20 +206,6 @@ class TransformerModel(SecurityModel):
 
         return softmax_positive(self.predict_logits(texts))
 
-    def quantize(self) -> TransformerModel:
-        """Dynamic int8 quantisation of the linear layers for CPU inference (changes probabilities
-        slightly; the throughput benchmark checks MCC stays within 0.01)."""
-        import torch
-
-        if self.model is None:
-            raise ModelError("transformer: quantize before fit/load")
-        if next(self.model.parameters()).device.type != "cpu":
-            return self
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
-        return self
-
     def save(self, directory: str | os.PathLike[str]) -> None:
         if self.model is None:
             raise ModelError("transformer: save before fit")

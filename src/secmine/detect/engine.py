@@ -1,0 +1,452 @@
+"""Fast CPU inference for fine-tuned transformers: ONNX Runtime graphs, fp32 or int8.
+
+A saved transformer (``models/security``) is exported to two ONNX graphs kept beside its weights in
+``onnx/``:
+
+* ``model.onnx`` -- fp32, numerically the PyTorch model (checked at export: largest logit
+  difference on probe texts within :data:`PARITY_TOLERANCE`).  For BERT-family classifiers (the
+  default MiniLM backbone) the last encoder layer is computed for the ``[CLS]`` position only --
+  the classifier reads nothing else -- which removes most of that layer's work without changing
+  the output; other architectures are exported whole.
+* ``model.int8.onnx`` -- the same graph with its matrix products dynamically quantised to int8
+  (weights per channel; embeddings, pooler and head stay fp32).  Faster on CPUs with int8 dot
+  products (AVX512-VNNI, AVX-VNNI), approximate: activations are quantised per batch, so a text's
+  probability can move slightly with the texts it is batched with (still byte-identical between
+  runs on the same input).
+
+Which engine ``secmine classify`` uses is :func:`resolve_engine`'s choice: ``auto`` takes the
+engine the train stage *validated* on the held-out test split (int8 only when its MCC is within
+the tolerance of the PyTorch model's, see :func:`validate_engines`), else the exact fp32 graph,
+else PyTorch when ONNX Runtime is missing.  ``torch``, ``onnx`` and ``onnx-int8`` force one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from secmine.detect.models.base import ModelError
+
+log = logging.getLogger(__name__)
+
+ENGINES: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+ENGINE_CHOICES: tuple[str, ...] = ("auto", *ENGINES)
+ENGINE_DIR = "onnx"
+ENGINE_FILES: dict[str, str] = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+EXPORT_INFO = "export.json"
+PARITY_TOLERANCE = 1e-3
+OPSET = 17
+PROBE_TEXTS: tuple[str, ...] = (
+    "Security vulnerability: remote code execution when loading a pickled checkpoint (CVE-2024-0001).",
+    "The tokenizer crashes on empty input.",
+    "How do I fine-tune this model on my own dataset? " * 12,
+    "Bump transformers from 4.30 to 4.38 to fix a dependency issue.",
+)
+
+
+class EngineError(ModelError):
+    """An inference engine cannot be built or used."""
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def engine_path(directory: str | os.PathLike[str], engine: str) -> Path:
+    """Where ``engine``'s graph lives under a model folder."""
+    if engine not in ENGINE_FILES:
+        raise EngineError(f"engine {engine!r} has no ONNX graph (choose one of {', '.join(ENGINE_FILES)})")
+    return Path(directory) / ENGINE_DIR / ENGINE_FILES[engine]
+
+
+def has_engines(directory: str | os.PathLike[str]) -> bool:
+    return all(engine_path(directory, e).is_file() for e in ENGINE_FILES)
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def _cls_only_supported(model: Any) -> bool:
+    """BERT-family classifiers whose head reads only the pooled ``[CLS]`` vector."""
+    bert = getattr(model, "bert", None)
+    if bert is None or getattr(bert, "pooler", None) is None or not hasattr(model, "classifier"):
+        return False
+    layers = getattr(getattr(bert, "encoder", None), "layer", None)
+    if not layers:
+        return False
+    last = layers[-1]
+    needed = ("attention", "intermediate", "output")
+    if not all(hasattr(last, name) for name in needed):
+        return False
+    attention = last.attention
+    return all(hasattr(attention.self, n) for n in ("query", "key", "value")) and hasattr(attention, "output")
+
+
+def _graph_modules(model: Any) -> dict[str, Any]:
+    """Export wrappers ``{"cls-only": module, "full": module}`` (cls-only only where supported)."""
+    import torch
+
+    class FullLogits(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    class ClsOnlyBert(torch.nn.Module):
+        """BERT classifier whose last encoder layer computes the [CLS] position only."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            bert = self.inner.bert
+            hidden = bert.embeddings(input_ids=input_ids)
+            additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+            layers = bert.encoder.layer
+            for layer in layers[:-1]:
+                out = layer(hidden, attention_mask=additive)
+                hidden = out[0] if isinstance(out, tuple) else out
+            last = layers[-1]
+            attn = last.attention.self
+            batch, length, width = hidden.shape
+            heads = attn.num_attention_heads
+            size = width // heads
+            first = hidden[:, :1]
+            query = attn.query(first).view(batch, 1, heads, size).transpose(1, 2)
+            key = attn.key(hidden).view(batch, length, heads, size).transpose(1, 2)
+            value = attn.value(hidden).view(batch, length, heads, size).transpose(1, 2)
+            scores = torch.matmul(query, key.transpose(-1, -2)) / (size ** 0.5) + additive
+            context = torch.matmul(scores.softmax(dim=-1), value).transpose(1, 2).reshape(batch, 1, width)
+            attended = last.attention.output(context, first)
+            encoded = last.output(last.intermediate(attended), attended)
+            return self.inner.classifier(bert.pooler(encoded))
+
+    graphs: dict[str, Any] = {}
+    if _cls_only_supported(model):
+        graphs["cls-only"] = ClsOnlyBert(model).eval()
+    graphs["full"] = FullLogits(model).eval()
+    return graphs
+
+
+def _probe_batch(tokenizer: Any, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    from secmine.detect.batching import pad_batch, pad_token_id, tokenize
+
+    ids = tokenize(tokenizer, list(PROBE_TEXTS), max_length)
+    return pad_batch(ids, np.arange(len(ids)), pad_token_id(tokenizer))
+
+
+def _session(path: Path, num_threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(0, int(num_threads))
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.use_deterministic_compute = True
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _export_graph(module: Any, path: Path, probe: tuple[np.ndarray, np.ndarray]) -> None:
+    import torch
+
+    inputs = (torch.from_numpy(probe[0]), torch.from_numpy(probe[1]))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, inputs, str(path), input_names=["input_ids", "attention_mask"], output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                          "logits": {0: "batch"}},
+            opset_version=OPSET, dynamo=False, do_constant_folding=True,
+        )
+
+
+def _quantize(source: Path, target: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(source))
+    keep = [n.name for n in graph.graph.node if n.op_type == "MatMul" and ("pooler" in n.name or "classifier" in n.name)]
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"], nodes_to_exclude=keep)
+    finally:
+        root.setLevel(level)
+
+
+def export_engines(
+    model: Any,
+    tokenizer: Any,
+    directory: str | os.PathLike[str],
+    *,
+    max_length: int = 256,
+) -> dict[str, Any]:
+    """Write ``directory/onnx/{model.onnx, model.int8.onnx, export.json}`` for a PyTorch
+    sequence classifier; returns the export record (graph kind, parity, versions).
+
+    The fp32 graph must reproduce the PyTorch logits on probe texts (padded batch included) within
+    :data:`PARITY_TOLERANCE`; the ``[CLS]``-only graph falls back to the whole model if it does not,
+    and an :class:`EngineError` is raised if neither does.  The folder is replaced atomically.
+    """
+    import importlib.metadata as md
+
+    import torch
+
+    if not onnxruntime_available():
+        raise EngineError("onnxruntime is not installed; pip install onnxruntime (or use --engine torch)")
+    source = copy.deepcopy(model).cpu().eval()
+    if hasattr(source, "set_attn_implementation"):
+        try:
+            source.set_attn_implementation("eager")
+        except (ValueError, TypeError, AttributeError):  # pragma: no cover - architecture without the option
+            pass
+    probe = _probe_batch(tokenizer, max_length)
+    with torch.inference_mode():
+        expected = source(input_ids=torch.from_numpy(probe[0]), attention_mask=torch.from_numpy(probe[1])).logits.numpy()
+    target = Path(directory) / ENGINE_DIR
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".onnx.", suffix=".tmp", dir=target.parent))
+    try:
+        fp32 = staging / ENGINE_FILES["onnx"]
+        attempts: list[str] = []
+        chosen = None
+        difference = float("inf")
+        for kind, module in _graph_modules(source).items():
+            try:
+                _export_graph(module, fp32, probe)
+                got = _session(fp32, 1).run(None, {"input_ids": probe[0], "attention_mask": probe[1]})[0]
+            except Exception as exc:  # noqa: BLE001 - try the next graph, report all failures
+                attempts.append(f"{kind}: {type(exc).__name__}: {exc}")
+                continue
+            difference = float(np.abs(got - expected).max())
+            if difference <= PARITY_TOLERANCE:
+                chosen = kind
+                break
+            attempts.append(f"{kind}: logits differ from PyTorch by {difference:.2e}")
+        if chosen is None:
+            raise EngineError(f"{type(model).__name__}: no ONNX graph reproduces the model ({'; '.join(attempts)})")
+        _quantize(fp32, staging / ENGINE_FILES["onnx-int8"])
+        versions = {}
+        for name in ("torch", "onnx", "onnxruntime"):
+            try:
+                versions[name] = md.version(name)
+            except md.PackageNotFoundError:  # pragma: no cover
+                versions[name] = "absent"
+        info = {
+            "graph": chosen,
+            "opset": OPSET,
+            "max_length": int(max_length),
+            "parity_max_abs_logit_diff": difference,
+            "parity_tolerance": PARITY_TOLERANCE,
+            "int8": "dynamic quantisation of MatMul weights per channel (QInt8), activations per batch",
+            "versions": versions,
+        }
+        (staging / EXPORT_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for path in staging.iterdir():
+            os.chmod(path, 0o644)
+        os.chmod(staging, 0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return info
+
+
+def export_model_dir(model_dir: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Export the engines of a saved transformer (``secmine export``); into the model folder unless
+    ``output_dir`` is given."""
+    from secmine.detect.predict import load_model
+
+    model, card = load_model(model_dir, progress=False)
+    if card["family"] != "transformer":
+        raise EngineError(f"{model_dir}: a {card['family']} model; only transformers have ONNX engines")
+    return export_engines(model.model, model.tokenizer, output_dir or model_dir,
+                          max_length=int(model.params["max_length"]))
+
+
+def cache_root() -> Path:
+    """Where engines exported on the fly are kept: ``$SECMINE_CACHE_DIR`` or ``~/.cache/secmine``."""
+    base = os.environ.get("SECMINE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "secmine")
+    return Path(base) / "engines"
+
+
+def engine_folder(model_dir: str | os.PathLike[str], *, fingerprint: str | None = None) -> Path:
+    """The folder holding ``onnx/`` for a model: the model folder when it has its engines, else a
+    cache folder named by the model's fingerprint (exported there on first use)."""
+    if has_engines(model_dir):
+        return Path(model_dir)
+    from secmine.detect.predict import model_fingerprint
+
+    key = (fingerprint or model_fingerprint(model_dir))[:20]
+    folder = cache_root() / key
+    if not has_engines(folder):
+        log.warning("%s has no ONNX engines; exporting them to %s (secmine export --model-dir %s keeps them "
+                    "with the model)", model_dir, folder, model_dir)
+        export_model_dir(model_dir, output_dir=folder)
+    return folder
+
+
+# -- inference ----------------------------------------------------------------------------------
+
+
+class OnnxClassifier:
+    """A saved transformer run by ONNX Runtime (same tokeniser, truncation and batching as PyTorch)."""
+
+    family = "transformer"
+
+    def __init__(self, graph: str | os.PathLike[str], tokenizer: Any, *, engine: str, max_length: int,
+                 num_threads: int = 2, max_batch_size: int = 16, max_tokens: int = 4096,
+                 progress: bool = False) -> None:
+        if engine not in ENGINE_FILES:
+            raise EngineError(f"engine {engine!r} is not an ONNX engine")
+        path = Path(graph)
+        if not path.is_file():
+            raise EngineError(f"{path}: no such ONNX graph (secmine export --model-dir <model> writes it)")
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.max_batch_size = int(max_batch_size)
+        self.max_tokens = int(max_tokens)
+        self.progress = progress
+        self.session = _session(path, num_threads)
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | os.PathLike[str], card: dict[str, Any], engine: str, *,
+                       num_threads: int = 2, progress: bool = False, fingerprint: str | None = None,
+                       engine_dir: str | os.PathLike[str] | None = None) -> OnnxClassifier:
+        """The engine of a saved model: its ``onnx/`` (or ``engine_dir/onnx``, or the cache), its tokenizer."""
+        from transformers import AutoTokenizer
+
+        from secmine.detect.models.transformer import quiet_transformers
+
+        settings = card.get("settings", {})
+        folder = Path(engine_dir) if engine_dir is not None else engine_folder(model_dir, fingerprint=fingerprint)
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return cls(engine_path(folder, engine), tokenizer, engine=engine,
+                   max_length=int(card.get("params", {}).get("max_length", 256)), num_threads=num_threads,
+                   max_batch_size=int(settings.get("eval_batch_size", 16)),
+                   max_tokens=int(settings.get("max_tokens_per_batch", 4096)), progress=progress)
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        from secmine.detect.batching import pad_token_id, run_batched, tokenize
+
+        ids = tokenize(self.tokenizer, list(texts), self.max_length)
+
+        def forward(input_ids: np.ndarray, attention: np.ndarray) -> np.ndarray:
+            return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention})[0]
+
+        return run_batched(ids, forward, num_labels=int(self.session.get_outputs()[0].shape[-1] or 2),
+                           pad_id=pad_token_id(self.tokenizer), max_batch_size=self.max_batch_size,
+                           max_tokens=self.max_tokens, progress=self.progress)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        from secmine.detect.batching import softmax_positive
+
+        return softmax_positive(self.predict_logits(texts))
+
+
+# -- choosing and validating --------------------------------------------------------------------
+
+
+def resolve_engine(requested: str, card: dict[str, Any]) -> str:
+    """The engine to run: ``torch`` for non-transformer families (their own code), the requested one
+    otherwise; ``auto`` = the card's validated recommendation, else ``onnx`` (exact), else ``torch``."""
+    if requested not in ENGINE_CHOICES:
+        raise EngineError(f"engine {requested!r}: choose one of {', '.join(ENGINE_CHOICES)}")
+    if card.get("family") != "transformer":
+        return "torch"
+    if requested != "auto":
+        if requested in ENGINE_FILES and not onnxruntime_available():
+            raise EngineError(f"engine {requested!r} needs onnxruntime (pip install onnxruntime) or use --engine torch")
+        return requested
+    if not onnxruntime_available() or "error" in (card.get("engine_export") or {}):
+        return "torch"
+    recommended = (card.get("engines") or {}).get("recommended")
+    return recommended if recommended in ENGINES else "onnx"
+
+
+def validate_engines(
+    model_dir: str | os.PathLike[str],
+    card: dict[str, Any],
+    texts: Sequence[str],
+    labels: Sequence[int],
+    torch_proba: Sequence[float],
+    *,
+    tolerance: float = 0.01,
+    num_threads: int = 2,
+    engine_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Each engine's MCC on held-out ``texts`` against the PyTorch model's (``torch_proba``), label
+    agreement and largest probability difference; ``recommended`` is the fastest engine whose MCC is
+    within ``tolerance`` of PyTorch's (int8, then fp32 ONNX, then PyTorch)."""
+    from sklearn.metrics import matthews_corrcoef
+
+    y = np.asarray(labels, dtype=np.int64)
+    reference = np.asarray(torch_proba, dtype=np.float64)
+    threshold = float(card.get("threshold", 0.5))
+    ref_labels = (reference >= threshold).astype(np.int64)
+    ref_mcc = float(matthews_corrcoef(y, ref_labels))
+    report: dict[str, Any] = {
+        "validated_on": len(y),
+        "tolerance": float(tolerance),
+        "torch": {"mcc": round(ref_mcc, 6), "agreement": 1.0, "max_abs_probability_diff": 0.0},
+    }
+    recommended = "torch"
+    for engine in ("onnx", "onnx-int8"):
+        classifier = OnnxClassifier.from_model_dir(model_dir, card, engine, num_threads=num_threads,
+                                                   engine_dir=engine_dir if engine_dir is not None else model_dir)
+        proba = classifier.predict_proba(list(texts))
+        predicted = (proba >= threshold).astype(np.int64)
+        mcc = float(matthews_corrcoef(y, predicted))
+        report[engine] = {
+            "mcc": round(mcc, 6),
+            "agreement": round(float((predicted == ref_labels).mean()) if len(y) else 1.0, 6),
+            "max_abs_probability_diff": round(float(np.abs(proba - reference).max()) if len(y) else 0.0, 6),
+        }
+        if abs(mcc - ref_mcc) <= tolerance + 1e-12:
+            recommended = engine
+    report["recommended"] = recommended
+    return report
+
+
+def engines_table(report: dict[str, Any]) -> Any:
+    """The validation report as a table (engine, MCC, difference to PyTorch, agreement, recommended)."""
+    import pandas as pd
+
+    rows = []
+    base = report["torch"]["mcc"]
+    for engine in ENGINES:
+        if engine in report:
+            entry = report[engine]
+            rows.append({"engine": engine, "test_mcc": entry["mcc"], "mcc_diff_vs_torch": entry["mcc"] - base,
+                         "label_agreement": entry["agreement"],
+                         "max_abs_probability_diff": entry["max_abs_probability_diff"],
+                         "recommended": engine == report["recommended"]})
+    return pd.DataFrame(rows)
+
