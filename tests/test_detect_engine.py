@@ -69,7 +69,19 @@ def test_export_reproduces_pytorch_and_is_deterministic(trained: tuple[str, obje
     reference = model.predict_logits(texts)
     fp32 = eng.OnnxClassifier(eng.engine_path(tmp_path / "a", "onnx"), model.tokenizer, engine="onnx", max_length=48,
                               num_threads=1, max_batch_size=3, max_tokens=96)
-    assert np.abs(fp32.predict_logits(texts) - reference).max() < 1e-4  # padded batches included
+    assert np.abs(fp32.predict_logits(texts) - reference).max() < 1e-4  # padded batches, masked graph
+    both = eng.OnnxClassifier(eng.engine_path(tmp_path / "a", "onnx"), model.tokenizer, engine="onnx", max_length=48,
+                              num_threads=1, max_batch_size=3, max_tokens=96,
+                              unpadded=eng.unpadded_path(tmp_path / "a", "onnx"))
+    calls = {"masked": 0, "unpadded": 0}
+    for name, session in (("masked", both.session), ("unpadded", both.unpadded_session)):
+        def counted(*args, _run=session.run, _name=name):
+            calls[_name] += 1
+            return _run(*args)
+        session.run = counted  # type: ignore[method-assign]
+    # texts cut at max_length share one length: those batches take the unpadded graph, same numbers
+    assert np.abs(both.predict_logits(texts) - reference).max() < 1e-4
+    assert calls["unpadded"] >= 1 and calls["masked"] >= 1
     int8 = eng.OnnxClassifier(eng.engine_path(tmp_path / "a", "onnx-int8"), model.tokenizer, engine="onnx-int8",
                               max_length=48, num_threads=1)
     proba = int8.predict_proba(texts)
@@ -77,7 +89,7 @@ def test_export_reproduces_pytorch_and_is_deterministic(trained: tuple[str, obje
     assert np.abs(proba - fp32.predict_proba(texts)).max() < 0.25  # approximate, not arbitrary
     # same model, same bytes: the graphs are reproducible DVC outputs
     eng.export_engines(model.model, model.tokenizer, tmp_path / "b", max_length=48)
-    for name in ("model.onnx", "model.int8.onnx", "export.json"):
+    for name in ("model.onnx", "model.int8.onnx", "model.unpadded.onnx", "model.unpadded.int8.onnx", "export.json"):
         assert _digest(tmp_path / "a" / "onnx" / name) == _digest(tmp_path / "b" / "onnx" / name), name
 
 
