@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from secmine.io import atomic_path, save_figure, write_json, write_table  # noqa: E402
+from secmine.io import atomic_dir, atomic_path, save_figure, write_json, write_table  # noqa: E402
 from secmine.text import EXCEL_CELL_LIMIT, decode_escapes, is_truncated, join_thread_text, normalise_text  # noqa: E402
 
 
@@ -41,6 +41,30 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
         tmp.write_text("whole")
     assert target.read_text() == "whole"
     assert target.stat().st_mode & 0o044 == 0o044  # readable by others, like a plain open()
+
+
+def test_atomic_dir_replaces_whole_folders_or_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with atomic_dir(target) as staging:
+        (staging / "a.txt").write_text("first")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"] and (target.stat().st_mode & 0o777) == 0o755
+    with pytest.raises(RuntimeError), atomic_dir(target) as staging:  # a failed rewrite: old folder intact
+        (staging / "b.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    with atomic_dir(target) as staging:  # a successful one replaces it entirely
+        (staging / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not ours")
+    link = tmp_path / "linked"
+    link.symlink_to(elsewhere)
+    with atomic_dir(link) as staging:  # a link is replaced, what it pointed to is left alone
+        (staging / "c.txt").write_text("third")
+    assert not link.is_symlink() and sorted(p.name for p in link.iterdir()) == ["c.txt"]
+    assert (elsewhere / "keep.txt").read_text() == "not ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "linked", "model"]  # no staging left
 
 
 def test_tables_and_figures_are_byte_identical(tmp_path: Path) -> None:

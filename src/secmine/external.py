@@ -20,7 +20,6 @@ import base64
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -196,13 +195,12 @@ def download_replication(
     missing = sorted(set(REQUIRED_REPLICATION_FILES) - {b["path"] for b in blobs})
     if missing:
         raise ExternalDataError(f"{repo}@{commit} lacks {', '.join(missing)}")
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    written = []
-    try:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
+    from secmine.io import atomic_dir
+
+    written = []
+    with atomic_dir(destination) as staging:
         for item in tqdm(sorted(blobs, key=lambda b: b["path"]), desc="replication package", unit="file"):
             payload = get_json(f"{base}/repos/{repo}/git/blobs/{item['sha']}")
             if payload.get("encoding") != "base64":
@@ -217,14 +215,6 @@ def download_replication(
             target.write_bytes(data)
             written.append(item["path"])
         (staging / ".secmine-download").write_text(f"{repo}@{commit}\n", encoding="utf-8")
-        if destination.is_symlink():
-            destination.unlink()
-        elif destination.exists():
-            shutil.rmtree(destination)
-        os.replace(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return written
 
 

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secmine.io import atomic_dir
 from secmine.schema import PLATFORMS, THREAD_COLUMNS, SchemaError, Thread, thread_arrow_schema
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,11 +162,8 @@ def write_corpus(
             raise SchemaError(f"corpus: row {position}, field 'platform': {record['platform']!r}")
     records.sort(key=lambda r: r["id"])
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     counts: dict[str, int] = {}
-    try:
+    with atomic_dir(path) as staging:
         for platform in PLATFORMS:
             part = [r for r in records if r["platform"] == platform]
             if not part:
@@ -180,10 +176,6 @@ def write_corpus(
         if manifest is not None:
             text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
             (staging / MANIFEST_FILE).write_text(text, encoding="utf-8")
-        _swap_in(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return counts
 
 
@@ -203,23 +195,6 @@ def _write_models(models: Sequence[dict[str, Any]] | pd.DataFrame | None, path: 
     schema = model_arrow_schema()
     table = pa.Table.from_pydict({name: [r.get(name) for r in rows] for name in schema.names}, schema=schema)
     _write_parquet_table(table, path)
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` (both folders in the same parent)."""
-    if target.exists() or target.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        old.rmdir()
-        os.replace(target, old)
-        os.replace(staging, target)
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
-    else:
-        os.replace(staging, target)
-    # mkdtemp makes a 0700 folder; give the corpus the usual permissions.
-    os.chmod(target, 0o755)
 
 
 def read_corpus(path: str | os.PathLike[str], *, columns: Sequence[str] | None = None) -> pd.DataFrame:

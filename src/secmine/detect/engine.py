@@ -31,8 +31,6 @@ import copy
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -270,10 +268,9 @@ def export_engines(
                              attention_mask=torch.from_numpy(probe[1])).logits.numpy(),
             "unpadded": source(input_ids=torch.from_numpy(unpadded)).logits.numpy(),
         }
-    target = Path(directory) / ENGINE_DIR
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".onnx.", suffix=".tmp", dir=target.parent))
-    try:
+    from secmine.io import atomic_dir
+
+    with atomic_dir(Path(directory) / ENGINE_DIR) as staging:
         paths = {"masked": staging / ENGINE_FILES["onnx"], "unpadded": staging / UNPADDED_FILES["onnx"]}
         attempts: list[str] = []
         chosen = None
@@ -312,15 +309,6 @@ def export_engines(
             "versions": versions,
         }
         (staging / EXPORT_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        for path in staging.iterdir():
-            os.chmod(path, 0o644)
-        os.chmod(staging, 0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return info
 
 

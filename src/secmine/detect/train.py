@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -379,11 +377,10 @@ def save_model(
     from secmine.detect.engine import EngineError, export_engines, onnxruntime_available, validate_engines
     from secmine.io import write_json
 
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    from secmine.io import atomic_dir
+
     card = dict(card)
-    try:
+    with atomic_dir(directory) as staging:
         model.save(staging)
         if model.family == "transformer" and onnxruntime_available():
             try:
@@ -402,19 +399,7 @@ def save_model(
                     f"{e} MCC {card['engines'][e]['mcc']:.3f}" for e in ("torch", "onnx", "onnx-int8"))
                     + f"; recommended {card['engines']['recommended']}")
         write_json(staging / MODEL_CARD, card)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            old.rmdir()
-            os.replace(target, old)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-        os.chmod(target, 0o755)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return Path(directory)
 
 
 def comparison_figure(comparison: Comparison) -> Any:
