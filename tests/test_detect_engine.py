@@ -205,3 +205,34 @@ def test_train_reports_the_engines_of_a_saved_transformer(data: pd.DataFrame, fi
     metrics = json.loads((tmp_path / "train.json").read_text())
     assert metrics["engines"]["recommended"] == card["engines"]["recommended"]
     assert (tmp_path / "tables" / "engines.md").is_file() and (tmp_path / "tables" / "engines.tex").is_file()
+
+
+def test_classify_stage_reports_int8_exactness(trained: tuple[str, object], data: pd.DataFrame, fixtures_dir: Path,
+                                               tmp_path: Path) -> None:
+    from secmine.collect.corpus import write_corpus
+    from secmine.detect.stage import run_classify_stage
+    from secmine.snapshot import read_snapshot
+
+    _, model = trained
+    texts, labels = data["text"].tolist(), data["label"].to_numpy()
+    saved = save_model(model, tmp_path / "model", _card(model), validation=(texts, labels, model.predict_proba(texts)),
+                       engine_tolerance=1.0, log=lambda _: None)
+    corpus = tmp_path / "corpus"
+    write_corpus(list(read_snapshot(fixtures_dir / "detect" / "threads.jsonl")), corpus)
+    for engine, sample in (("auto", 10), ("onnx", 10), ("auto", 0)):
+        metrics = tmp_path / f"{engine}-{sample}.json"
+        classified, _ = run_classify_stage(
+            model_dir=saved, corpus=corpus, keywords_path=None, output=tmp_path / "classified.parquet",
+            checkpoint_dir=None, tables_dir=None, figures_dir=None, metrics_path=metrics, engine=engine,
+            exactness_sample=sample, num_threads=1, progress=False)
+        written = json.loads(metrics.read_text())
+        if engine == "auto" and sample:
+            check = written["engine_check"]
+            assert written["engine"] == check["engine"] == "onnx-int8" and check["threads"] == 10
+            exact = classify_file(saved, corpus, tmp_path / "exact.csv", engine="onnx", progress=False)
+            picked = exact.iloc[np.unique(np.linspace(0, 23, 10).astype(int))]
+            ours = classified.set_index("id").loc[picked["id"], "label"].to_numpy()
+            assert check["label_agreement"] == pytest.approx(float((ours == picked["label"].to_numpy()).mean()))
+            assert check["security_pct_exact"] == pytest.approx(100 * picked["label"].mean())
+        else:
+            assert "engine_check" not in written  # exact engine, or no sample asked for

@@ -204,7 +204,7 @@ def classify_stage_command(
         tables_dir="reports/tables/classify", figures_dir="reports/figures/classify",
         metrics_path="reports/metrics/classify.json",
         chunk_size=int(p.get("chunk_size", 2000)), num_threads=int(p.get("num_threads", 2)),
-        engine=str(p.get("engine", "auto")),
+        engine=str(p.get("engine", "auto")), exactness_sample=int(p.get("exactness_sample", 1000)),
     )
 
 

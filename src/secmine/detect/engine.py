@@ -476,6 +476,35 @@ def validate_engines(
     return report
 
 
+def exactness_check(
+    model_dir: str | os.PathLike[str],
+    card: dict[str, Any],
+    texts: Sequence[str],
+    probability: Sequence[float],
+    *,
+    engine: str,
+    num_threads: int = 2,
+) -> dict[str, Any]:
+    """How an approximate engine's labels compare with the exact fp32 graph's on ``texts`` (a
+    sample of what it classified, with its ``probability``): label agreement, the share labelled
+    security by each, and the probability differences."""
+    threshold = float(card.get("threshold", 0.5))
+    approximate = np.asarray(probability, dtype=np.float64)
+    exact = OnnxClassifier.from_model_dir(model_dir, card, "onnx", num_threads=num_threads).predict_proba(list(texts))
+    ours, theirs = approximate >= threshold, exact >= threshold
+    n = len(approximate)
+    return {
+        "engine": engine,
+        "exact_engine": "onnx",
+        "threads": n,
+        "label_agreement": round(float((ours == theirs).mean()) if n else 1.0, 6),
+        "security_pct": round(100.0 * float(ours.mean()) if n else 0.0, 4),
+        "security_pct_exact": round(100.0 * float(theirs.mean()) if n else 0.0, 4),
+        "mean_abs_probability_diff": round(float(np.abs(approximate - exact).mean()) if n else 0.0, 6),
+        "max_abs_probability_diff": round(float(np.abs(approximate - exact).max()) if n else 0.0, 6),
+    }
+
+
 def engines_table(report: dict[str, Any]) -> Any:
     """The validation report as a table (engine, MCC, difference to PyTorch, agreement, recommended)."""
     import pandas as pd

@@ -146,9 +146,14 @@ def run_classify_stage(
     chunk_size: int = 2000,
     num_threads: int = 2,
     engine: str = "auto",
+    exactness_sample: int = 1000,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics."""
+    """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics.
+
+    When the engine is approximate (int8), ``exactness_sample`` threads spread evenly over the corpus
+    (every k-th by id) are also run through the exact fp32 graph and the metrics report how often
+    the labels agree and the security share by each (``engine_check``)."""
     import matplotlib.pyplot as plt
 
     from secmine import io
@@ -156,11 +161,26 @@ def run_classify_stage(
     from secmine.detect.predict import classify_file, probability_figure, read_card, summarise_classified
 
     card = read_card(model_dir)
+    resolved = resolve_engine(engine, card)
     classified = classify_file(
         model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
         chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress,
     )
     summary = summarise_classified(classified)
+    check = None
+    if resolved == "onnx-int8" and exactness_sample > 0 and len(classified):
+        import numpy as np
+
+        from secmine.detect.corpus import load_inputs
+        from secmine.detect.engine import exactness_check
+        from secmine.detect.predict import card_max_chars
+
+        inputs = load_inputs(corpus, max_chars=card_max_chars(card))
+        picks = np.unique(np.linspace(0, len(inputs) - 1, min(exactness_sample, len(inputs))).astype(int))
+        sample = inputs.iloc[picks]
+        probability = classified.set_index("id").loc[sample["id"], "probability"].to_numpy()
+        check = exactness_check(model_dir, card, sample["text"].tolist(), probability, engine=resolved,
+                                num_threads=num_threads)
     if tables_dir is not None:
         io.write_table(summary, Path(tables_dir) / "classified_summary", float_format="{:.2f}")
     if figures_dir is not None:
@@ -179,7 +199,8 @@ def run_classify_stage(
                 "keyword_match": int(total["keyword_match"]),
                 "security_without_keyword": int(total["security_without_keyword"]),
                 "keyword_not_security": int(total["keyword_not_security"]),
-                "engine": resolve_engine(engine, card),
+                "engine": resolved,
+                **({"engine_check": check} if check is not None else {}),
             },
         )
     return classified, summary
