@@ -67,10 +67,8 @@ def labelled_texts(path: Path, n_eval: int, n_fit: int, n_validate: int,
     evaluation = frame.head(n_eval)
     validation = frame.iloc[n_eval: n_eval + n_validate]
     rest = frame.iloc[n_eval + n_validate:]
-    fit = pd.concat(
-        [part.sample(min(len(part), n_fit // 2), random_state=seed) for _, part in rest.groupby("label", sort=True)],
-        ignore_index=True,
-    )
+    parts = [part.sample(min(len(part), n_fit // 2), random_state=seed) for _, part in rest.groupby("label", sort=True)]
+    fit = pd.concat(parts, ignore_index=True) if parts else rest.head(0)
     return fit, validation.reset_index(drop=True), evaluation.reset_index(drop=True), origin
 
 
@@ -162,6 +160,9 @@ def main() -> int:
         if card is not None and card.get("family") == "transformer":
             model_dir, model_origin = args.model_dir, f"{args.model_dir} (trained transformer)"
         else:
+            if fit["label"].nunique() < 2 or validation.empty:
+                raise SystemExit(f"{origin}: too few labelled texts left after --n {args.n} to fit and validate "
+                                 "a benchmark model; lower --n, --fit or --validate")
             started = time.perf_counter()
             max_length = int((card or {}).get("params", {}).get("max_length", 256))
             model_dir = quick_minilm_model(tmp_path / "model", fit, validation, max_length, args.seed, args.threads)
