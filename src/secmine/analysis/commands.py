@@ -13,6 +13,14 @@ from typing import Annotated, Any
 import typer
 
 
+# Options several commands share (each command keeps its own defaults).
+ClassifiedOption = Annotated[Path, typer.Option(help="Classified corpus (Parquet).")]
+OutputOption = Annotated[Path, typer.Option()]
+CLASSIFIED = Path("data/processed/classified.parquet")
+CORPUS = Path("data/raw/corpus")
+REPLICATION = Path("data/external/ai_sec_dev")
+
+
 def _params(key: str) -> dict[str, Any]:
     from secmine import config
 
@@ -25,6 +33,19 @@ def _params(key: str) -> dict[str, Any]:
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
+
+
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a stage function; a bad input (ValueError, missing file) becomes a one-line error and exit 1."""
+    try:
+        return function(*args, **kwargs)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+def _echo_notes(notes: list[str]) -> None:
+    for note in notes:
+        typer.echo(f"note: {note}")
 
 
 def register(app: typer.Typer) -> None:
@@ -51,39 +72,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command("rq1")
     def rq1(
-        classified: Annotated[Path, typer.Option(help="Classified corpus (Parquet).")] = Path(
-            "data/processed/classified.parquet"
-        ),
-        corpus: Annotated[Path, typer.Option(help="Corpus folder (texts, HF model metadata).")] = Path(
-            "data/raw/corpus"
-        ),
-        replication: Annotated[Path, typer.Option(help="Replication package (paper's id lists).")] = Path(
-            "data/external/ai_sec_dev"
-        ),
-        tables_dir: Annotated[Path, typer.Option()] = Path("reports/tables/rq1"),
-        figures_dir: Annotated[Path, typer.Option()] = Path("reports/figures/rq1"),
-        metrics: Annotated[Path, typer.Option()] = Path("reports/metrics/rq1.json"),
+        classified: ClassifiedOption = CLASSIFIED,
+        corpus: Annotated[Path, typer.Option(help="Corpus folder (texts, HF model metadata).")] = CORPUS,
+        replication: Annotated[Path, typer.Option(help="Replication package (paper's id lists).")] = REPLICATION,
+        tables_dir: OutputOption = Path("reports/tables/rq1"),
+        figures_dir: OutputOption = Path("reports/figures/rq1"),
+        metrics: OutputOption = Path("reports/metrics/rq1.json"),
     ) -> None:
         """RQ1 tables, figures and metrics from the classified corpus."""
         from secmine.analysis.data import params_from
         from secmine.analysis.rq1 import RQ1Params, run_rq1
 
         params = params_from(RQ1Params, _params("rq1"))
-        try:
-            result = run_rq1(
-                classified,
-                corpus,
-                models_path=corpus / "_hf_models.parquet",
-                replication_root=replication,
-                tables_dir=tables_dir,
-                figures_dir=figures_dir,
-                metrics_path=metrics,
-                params=params,
-            )
-        except (ValueError, FileNotFoundError) as exc:
-            _fail(exc)
-        for note in result.notes:
-            typer.echo(f"note: {note}")
+        result = _call(
+            run_rq1,
+            classified,
+            corpus,
+            models_path=corpus / "_hf_models.parquet",
+            replication_root=replication,
+            tables_dir=tables_dir,
+            figures_dir=figures_dir,
+            metrics_path=metrics,
+            params=params,
+        )
+        _echo_notes(result.notes)
         typer.echo(
             f"wrote {len(result.tables)} tables to {tables_dir}, "
             f"{len(result.figures)} figures to {figures_dir}"
@@ -91,12 +103,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sample")
     def sample(
-        classified: Annotated[Path, typer.Option(help="Classified corpus (Parquet).")] = Path(
-            "data/processed/classified.parquet"
-        ),
-        corpus: Annotated[Path, typer.Option(help="Corpus folder (texts for the coding sheet).")] = Path(
-            "data/raw/corpus"
-        ),
+        classified: ClassifiedOption = CLASSIFIED,
+        corpus: Annotated[Path, typer.Option(help="Corpus folder (texts for the coding sheet).")] = CORPUS,
         codebook: Annotated[
             str | None,
             typer.Option(
@@ -107,9 +115,9 @@ def register(app: typer.Typer) -> None:
         sheet: Annotated[Path, typer.Option(help="Coding sheet (XLSX).")] = Path(
             "data/processed/coding_sheet.xlsx"
         ),
-        tables_dir: Annotated[Path, typer.Option()] = Path("reports/tables/sample"),
-        figures_dir: Annotated[Path, typer.Option()] = Path("reports/figures/sample"),
-        metrics: Annotated[Path, typer.Option()] = Path("reports/metrics/sample.json"),
+        tables_dir: OutputOption = Path("reports/tables/sample"),
+        figures_dir: OutputOption = Path("reports/figures/sample"),
+        metrics: OutputOption = Path("reports/metrics/sample.json"),
     ) -> None:
         """Draw the stratified sample of security threads and write its coding sheet."""
         from secmine.analysis.data import params_from
@@ -119,24 +127,21 @@ def register(app: typer.Typer) -> None:
         slots = int(values.get("code_slots", 6))
         params = params_from(SampleParams, values)
         codebook = codebook or str(values.get("codebook") or "") or None
-        try:
-            result = run_sample(
-                classified,
-                corpus,
-                sample_path=out,
-                sheet_path=sheet,
-                codebook_path=codebook,
-                tables_dir=tables_dir,
-                figures_dir=figures_dir,
-                metrics_path=metrics,
-                params=params,
-                code_slots=slots,
-            )
-        except (ValueError, FileNotFoundError) as exc:
-            _fail(exc)
+        result = _call(
+            run_sample,
+            classified,
+            corpus,
+            sample_path=out,
+            sheet_path=sheet,
+            codebook_path=codebook,
+            tables_dir=tables_dir,
+            figures_dir=figures_dir,
+            metrics_path=metrics,
+            params=params,
+            code_slots=slots,
+        )
         typer.echo(result.plan.to_string(index=False))
-        for note in result.notes:
-            typer.echo(f"note: {note}")
+        _echo_notes(result.notes)
         typer.echo(f"wrote {out} ({len(result.sample)} posts) and {sheet}")
 
     @app.command("coding-sheet")
@@ -144,9 +149,7 @@ def register(app: typer.Typer) -> None:
         sample: Annotated[
             Path, typer.Option(help="Sample CSV: source, post_id, url and id (thread id) or text.")
         ] = Path("data/processed/sample.csv"),
-        corpus: Annotated[Path, typer.Option(help="Corpus folder, for texts the sample lacks.")] = Path(
-            "data/raw/corpus"
-        ),
+        corpus: Annotated[Path, typer.Option(help="Corpus folder, for texts the sample lacks.")] = CORPUS,
         codebook: Annotated[
             str, typer.Option(help="Codebook: YAML file or replication/theme folder.")
         ] = "data/external/ai_sec_dev",
@@ -246,44 +249,37 @@ def register(app: typer.Typer) -> None:
 
     @app.command("topics")
     def topics(
-        classified: Annotated[Path, typer.Option(help="Classified corpus (Parquet).")] = Path(
-            "data/processed/classified.parquet"
-        ),
-        corpus: Annotated[Path, typer.Option(help="Corpus folder (texts).")] = Path("data/raw/corpus"),
-        replication: Annotated[Path, typer.Option(help="Replication package (coded posts).")] = Path(
-            "data/external/ai_sec_dev"
-        ),
+        classified: ClassifiedOption = CLASSIFIED,
+        corpus: Annotated[Path, typer.Option(help="Corpus folder (texts).")] = CORPUS,
+        replication: Annotated[Path, typer.Option(help="Replication package (coded posts).")] = REPLICATION,
         embeddings: Annotated[Path, typer.Option(help="Embedding cache folder.")] = Path(
             "data/interim/embeddings"
         ),
         doc_topics: Annotated[Path, typer.Option(help="Topic of every document (Parquet).")] = Path(
             "data/processed/topics.parquet"
         ),
-        tables_dir: Annotated[Path, typer.Option()] = Path("reports/tables/topics"),
-        figures_dir: Annotated[Path, typer.Option()] = Path("reports/figures/topics"),
-        metrics: Annotated[Path, typer.Option()] = Path("reports/metrics/topics.json"),
+        tables_dir: OutputOption = Path("reports/tables/topics"),
+        figures_dir: OutputOption = Path("reports/figures/topics"),
+        metrics: OutputOption = Path("reports/metrics/topics.json"),
     ) -> None:
         """BERTopic over the security threads, aligned with the manual themes."""
         from secmine.analysis.data import params_from
         from secmine.analysis.topics import TopicsParams, run_topics
 
         params = params_from(TopicsParams, _params("topics"))
-        try:
-            result = run_topics(
-                classified,
-                corpus,
-                embeddings_dir=embeddings,
-                replication_root=replication,
-                doc_topics_path=doc_topics,
-                tables_dir=tables_dir,
-                figures_dir=figures_dir,
-                metrics_path=metrics,
-                params=params,
-            )
-        except (ValueError, FileNotFoundError) as exc:
-            _fail(exc)
-        for note in result.notes:
-            typer.echo(f"note: {note}")
+        result = _call(
+            run_topics,
+            classified,
+            corpus,
+            embeddings_dir=embeddings,
+            replication_root=replication,
+            doc_topics_path=doc_topics,
+            tables_dir=tables_dir,
+            figures_dir=figures_dir,
+            metrics_path=metrics,
+            params=params,
+        )
+        _echo_notes(result.notes)
         stats = result.embedding_stats
         typer.echo(
             f"embeddings: {stats.get('from_cache', 0)} from the cache, {stats.get('computed', 0)} computed"
