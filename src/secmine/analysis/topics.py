@@ -47,7 +47,10 @@ class TopicsParams:
     seed: int = 42
     max_chars: int = 1000  # text embedded and used for the topic words
     max_seq_length: int = 128  # tokens MiniLM reads (it was trained on 128; its default is 256)
-    batch_size: int = 32
+    # 1: every text embedded alone, so its vector depends on nothing else (padded batches shift
+    # floats by ~1e-7 with their batch-mates, which UMAP/HDBSCAN can amplify into other topics when
+    # the embedding cache holds vectors from earlier runs); larger is faster, cached per batch size.
+    batch_size: int = 1
     reducer: str = "umap"  # umap | pca (pca: tiny data and tests)
     n_neighbors: int = 15
     n_components: int = 5
@@ -71,7 +74,7 @@ class TopicsParams:
 # -- embeddings --------------------------------------------------------------------------------
 
 
-def minilm_encoder(batch_size: int = 32, max_seq_length: int = 128, *, show_progress: bool = True) -> Encoder:
+def minilm_encoder(batch_size: int = 1, max_seq_length: int = 128, *, show_progress: bool = True) -> Encoder:
     """A function embedding texts with the offline MiniLM (normalised vectors, float32), reading
     at most ``max_seq_length`` tokens of each."""
     import torch
@@ -576,7 +579,7 @@ def run_topics(
     if len(docs) < 3:
         raise ValueError(f"only {len(docs)} documents with text: too few for topics")
     # the cache key names the model and how much of a text it reads
-    cache = EmbeddingCache(embeddings_dir, model=f"{MODEL_NAME}@{params.max_seq_length}")
+    cache = EmbeddingCache(embeddings_dir, model=f"{MODEL_NAME}@{params.max_seq_length}/batch{params.batch_size}")
     embeddings = cache.embed(
         list(docs["text"]), encoder or (lambda: minilm_encoder(params.batch_size, params.max_seq_length))
     )
