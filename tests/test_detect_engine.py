@@ -69,19 +69,27 @@ def test_export_reproduces_pytorch_and_is_deterministic(trained: tuple[str, obje
     reference = model.predict_logits(texts)
     fp32 = eng.OnnxClassifier(eng.engine_path(tmp_path / "a", "onnx"), model.tokenizer, engine="onnx", max_length=48,
                               num_threads=1, max_batch_size=3, max_tokens=96)
-    assert np.abs(fp32.predict_logits(texts) - reference).max() < 1e-4  # padded batches, masked graph
-    both = eng.OnnxClassifier(eng.engine_path(tmp_path / "a", "onnx"), model.tokenizer, engine="onnx", max_length=48,
-                              num_threads=1, max_batch_size=3, max_tokens=96,
-                              unpadded=eng.unpadded_path(tmp_path / "a", "onnx"))
-    calls = {"masked": 0, "unpadded": 0}
-    for name, session in (("masked", both.session), ("unpadded", both.unpadded_session)):
-        def counted(*args, _run=session.run, _name=name):
-            calls[_name] += 1
-            return _run(*args)
-        session.run = counted  # type: ignore[method-assign]
-    # texts cut at max_length share one length: those batches take the unpadded graph, same numbers
-    assert np.abs(both.predict_logits(texts) - reference).max() < 1e-4
-    assert calls["unpadded"] >= 1 and calls["masked"] >= 1
+    shapes: list[tuple[int, ...]] = []
+    run = fp32.session.run
+
+    def recorded(names, feed):  # type: ignore[no-untyped-def]
+        shapes.append(feed["input_ids"].shape)
+        return run(names, feed)
+
+    fp32.session.run = recorded  # type: ignore[method-assign]
+    # no padding, no mask: each batch holds texts of one length, and the logits are PyTorch's (padded batches)
+    assert [i.name for i in fp32.session.get_inputs()] == ["input_ids"]
+    assert np.abs(fp32.predict_logits(texts) - reference).max() < 1e-4
+    lengths = sorted((len(x) for x in model.tokenizer(texts, truncation=True, max_length=48)["input_ids"]),
+                     reverse=True)
+    assert sum(rows for rows, _ in shapes) == len(texts)
+    assert [length for rows, length in shapes for _ in range(rows)] == lengths  # longest first, every row its own length
+    assert all(rows <= 3 and rows * length <= max(96, length) for rows, length in shapes)
+    # several batches at once (one thread each): the same logits, bit for bit, as one at a time
+    for engine in ("onnx", "onnx-int8"):
+        one, two = (eng.OnnxClassifier(eng.engine_path(tmp_path / "a", engine), model.tokenizer, engine=engine,
+                                       max_length=48, num_threads=n, max_batch_size=3, max_tokens=96) for n in (1, 2))
+        assert two.workers == 2 and np.array_equal(one.predict_logits(texts), two.predict_logits(texts))
     int8 = eng.OnnxClassifier(eng.engine_path(tmp_path / "a", "onnx-int8"), model.tokenizer, engine="onnx-int8",
                               max_length=48, num_threads=1)
     proba = int8.predict_proba(texts)
@@ -89,8 +97,31 @@ def test_export_reproduces_pytorch_and_is_deterministic(trained: tuple[str, obje
     assert np.abs(proba - fp32.predict_proba(texts)).max() < 0.25  # approximate, not arbitrary
     # same model, same bytes: the graphs are reproducible DVC outputs
     eng.export_engines(model.model, model.tokenizer, tmp_path / "b", max_length=48)
-    for name in ("model.onnx", "model.int8.onnx", "model.unpadded.onnx", "model.unpadded.int8.onnx", "export.json"):
+    assert sorted(p.name for p in (tmp_path / "a" / "onnx").iterdir()) == ["export.json", "model.int8.onnx", "model.onnx"]
+    for name in ("model.onnx", "model.int8.onnx", "export.json"):
         assert _digest(tmp_path / "a" / "onnx" / name) == _digest(tmp_path / "b" / "onnx" / name), name
+
+
+def test_unusable_graphs_are_named(trained: tuple[str, object], tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    _, model = trained
+    with pytest.raises(eng.EngineError, match="no such ONNX graph"):
+        eng.OnnxClassifier(tmp_path / "missing.onnx", model.tokenizer, engine="onnx", max_length=48)
+    with pytest.raises(eng.EngineError, match="is not an ONNX engine"):
+        eng.OnnxClassifier(tmp_path / "missing.onnx", model.tokenizer, engine="torch", max_length=48)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a protobuf")
+    with pytest.raises(eng.EngineError, match=r"broken\.onnx: ONNX Runtime cannot load it"):
+        eng.OnnxClassifier(broken, model.tokenizer, engine="onnx", max_length=48).predict_proba(["a text"])
+    other = tmp_path / "other.onnx"  # a valid graph whose input is not input_ids
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["logits"])], "other",
+                              [helper.make_tensor_value_info("x", TensorProto.INT64, ["b", "s"])],
+                              [helper.make_tensor_value_info("logits", TensorProto.INT64, ["b", "s"])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), other)
+    with pytest.raises(eng.EngineError, match=r"other\.onnx: the graph has no 'input_ids' input \(inputs: \['x'\]\)"):
+        eng.OnnxClassifier(other, model.tokenizer, engine="onnx", max_length=48).predict_proba(["a text"])
 
 
 def test_cls_only_graph_needs_a_bert_pooler(trained: tuple[str, object]) -> None:

@@ -1,7 +1,7 @@
 """Fast CPU inference for fine-tuned transformers: ONNX Runtime graphs, fp32 or int8.
 
 A saved transformer (``models/security``) is exported to two ONNX graphs kept beside its weights in
-``onnx/``:
+``onnx/``, both taking ``input_ids`` only:
 
 * ``model.onnx`` -- fp32, numerically the PyTorch model (checked at export: largest logit
   difference on probe texts within :data:`PARITY_TOLERANCE`).  For BERT-family classifiers (the
@@ -14,10 +14,15 @@ A saved transformer (``models/security``) is exported to two ONNX graphs kept be
   probability can move slightly with the texts it is batched with (still byte-identical between
   runs on the same input).
 
-Each graph also exists without the attention-mask input (``model.unpadded*.onnx``).  Batches are
-length-sorted, so most hold texts of one length (every text cut at ``max_length``, say): those need
-no padding, and the unpadded graph skips adding the mask to every attention score -- the same numbers
-(the mask adds zeros there), about a tenth less work.  Batches with padding use the masked graph.
+The engines never pad: :class:`OnnxClassifier` batches only texts of one token length together
+(length-sorted, :func:`secmine.detect.batching.plan_batches` with ``same_length``), so the graphs
+need no attention mask -- no masked scores to add in every layer, no work on padding, and each
+text attends over exactly its own tokens, as PyTorch does with a mask.  With ``num_threads`` N, N
+batches run at once, each on one thread of one shared session: on small batches this beats
+splitting every operator over N threads (no synchronisation per operator).  Batches hold about
+:data:`MAX_TOKENS` tokens, the fastest size measured on 2 cores (activations stay in cache),
+whether that is 2 texts of 256 tokens or 16 of 32.  A batch's logits do not depend on how many
+threads ran it.
 
 Which engine ``secmine classify`` uses is :func:`resolve_engine`'s choice: ``auto`` takes the
 engine the train stage *validated* on the held-out test split (int8 only when its MCC is within
@@ -46,8 +51,12 @@ ENGINES: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 ENGINE_CHOICES: tuple[str, ...] = ("auto", *ENGINES)
 ENGINE_DIR = "onnx"
 ENGINE_FILES: dict[str, str] = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
-UNPADDED_FILES: dict[str, str] = {"onnx": "model.unpadded.onnx", "onnx-int8": "model.unpadded.int8.onnx"}
 EXPORT_INFO = "export.json"
+#: Export format: 2 = graphs without an attention mask (1 had masked graphs and ``model.unpadded*`` twins).
+EXPORT_FORMAT = 2
+#: Token budget and largest batch of an ONNX Runtime run (see the module docstring).
+MAX_TOKENS = 512
+MAX_BATCH_SIZE = 64
 PARITY_TOLERANCE = 1e-3
 OPSET = 17
 PROBE_TEXTS: tuple[str, ...] = (
@@ -77,14 +86,15 @@ def engine_path(directory: str | os.PathLike[str], engine: str) -> Path:
     return Path(directory) / ENGINE_DIR / ENGINE_FILES[engine]
 
 
-def unpadded_path(directory: str | os.PathLike[str], engine: str) -> Path:
-    """The graph of ``engine`` without the attention-mask input (for batches without padding)."""
-    engine_path(directory, engine)  # validates the name
-    return Path(directory) / ENGINE_DIR / UNPADDED_FILES[engine]
-
-
 def has_engines(directory: str | os.PathLike[str]) -> bool:
-    return all(engine_path(directory, e).is_file() and unpadded_path(directory, e).is_file() for e in ENGINE_FILES)
+    """Whether ``directory/onnx`` holds both graphs in the current export format."""
+    info_path = Path(directory) / ENGINE_DIR / EXPORT_INFO
+    if not (info_path.is_file() and all(engine_path(directory, e).is_file() for e in ENGINE_FILES)):
+        return False
+    try:
+        return json.loads(info_path.read_text(encoding="utf-8")).get("format") == EXPORT_FORMAT
+    except (OSError, ValueError):
+        return False
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -106,9 +116,9 @@ def _cls_only_supported(model: Any) -> bool:
     return all(hasattr(attention.self, n) for n in ("query", "key", "value")) and hasattr(attention, "output")
 
 
-def _graph_modules(model: Any) -> dict[str, tuple[Any, Any]]:
-    """Export wrappers ``{kind: (masked, unpadded)}`` for kinds ``cls-only`` (where supported) and
-    ``full``; ``masked`` takes ``(input_ids, attention_mask)``, ``unpadded`` only ``input_ids``."""
+def _graph_modules(model: Any) -> dict[str, Any]:
+    """Export wrappers ``{kind: module}`` taking ``input_ids`` only (no padding, no mask), for kinds
+    ``cls-only`` (where supported) and ``full``."""
     import torch
 
     class FullLogits(torch.nn.Module):
@@ -116,11 +126,7 @@ def _graph_modules(model: Any) -> dict[str, tuple[Any, Any]]:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
-
-    class FullLogitsUnpadded(FullLogits):
-        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
             return self.inner(input_ids=input_ids).logits
 
     class ClsOnlyBert(torch.nn.Module):
@@ -130,15 +136,12 @@ def _graph_modules(model: Any) -> dict[str, tuple[Any, Any]]:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
             bert = self.inner.bert
             hidden = bert.embeddings(input_ids=input_ids)
-            additive = None
-            if attention_mask is not None:
-                additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
             layers = bert.encoder.layer
             for layer in layers[:-1]:
-                out = layer(hidden, attention_mask=additive)
+                out = layer(hidden)
                 hidden = out[0] if isinstance(out, tuple) else out
             last = layers[-1]
             attn = last.attention.self
@@ -150,39 +153,27 @@ def _graph_modules(model: Any) -> dict[str, tuple[Any, Any]]:
             key = attn.key(hidden).view(batch, length, heads, size).transpose(1, 2)
             value = attn.value(hidden).view(batch, length, heads, size).transpose(1, 2)
             scores = torch.matmul(query, key.transpose(-1, -2)) / (size ** 0.5)
-            if additive is not None:
-                scores = scores + additive
             context = torch.matmul(scores.softmax(dim=-1), value).transpose(1, 2).reshape(batch, 1, width)
             attended = last.attention.output(context, first)
             encoded = last.output(last.intermediate(attended), attended)
             return self.inner.classifier(bert.pooler(encoded))
 
-    class ClsOnlyBertUnpadded(ClsOnlyBert):
-        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-            return super().forward(input_ids)
-
-    graphs: dict[str, tuple[Any, Any]] = {}
+    graphs: dict[str, Any] = {}
     if _cls_only_supported(model):
-        graphs["cls-only"] = (ClsOnlyBert(model).eval(), ClsOnlyBertUnpadded(model).eval())
-    graphs["full"] = (FullLogits(model).eval(), FullLogitsUnpadded(model).eval())
+        graphs["cls-only"] = ClsOnlyBert(model).eval()
+    graphs["full"] = FullLogits(model).eval()
     return graphs
 
 
-def _probe_batch(tokenizer: Any, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Probe texts as one padded batch ``(input_ids, attention_mask)``."""
-    from secmine.detect.batching import pad_batch, pad_token_id, tokenize
-
-    ids = tokenize(tokenizer, list(PROBE_TEXTS), max_length)
-    return pad_batch(ids, np.arange(len(ids)), pad_token_id(tokenizer))
-
-
-def _unpadded_probe(tokenizer: Any, max_length: int) -> np.ndarray:
-    """Probe texts cut to one common length (no padding), ending with the tokenizer's last token."""
+def _probes(tokenizer: Any, max_length: int) -> list[np.ndarray]:
+    """Parity probes, each a batch of one length: the probe texts cut to their common length (ending
+    with the tokenizer's last token; the export traces this one), then each probe text whole."""
     from secmine.detect.batching import tokenize
 
     ids = tokenize(tokenizer, list(PROBE_TEXTS), max_length)
     common = min(len(x) for x in ids)
-    return np.array([x[: common - 1] + x[-1:] for x in ids], dtype=np.int64)
+    batch = np.array([x[: common - 1] + x[-1:] for x in ids], dtype=np.int64)
+    return [batch, *(np.array([x], dtype=np.int64) for x in ids)]
 
 
 def _session(path: Path, num_threads: int) -> Any:
@@ -235,12 +226,11 @@ def export_engines(
     *,
     max_length: int = 256,
 ) -> dict[str, Any]:
-    """Write ``directory/onnx/`` for a PyTorch sequence classifier: ``model.onnx`` and
-    ``model.int8.onnx`` (inputs ``input_ids``, ``attention_mask``), their unpadded twins
-    ``model.unpadded.onnx`` and ``model.unpadded.int8.onnx`` (``input_ids`` only) and
-    ``export.json``; returns the export record (graph kind, parity, versions).
+    """Write ``directory/onnx/`` for a PyTorch sequence classifier: ``model.onnx``, ``model.int8.onnx``
+    (input ``input_ids``, output ``logits``) and ``export.json``; returns the export record (graph
+    kind, parity, versions).
 
-    The fp32 graphs must reproduce the PyTorch logits on probe texts (a padded batch, an unpadded one) within
+    The fp32 graph must reproduce the PyTorch logits on probe batches of several lengths within
     :data:`PARITY_TOLERANCE`; the ``[CLS]``-only graph falls back to the whole model if it does not,
     and an :class:`EngineError` is raised if neither does.  The folder is replaced atomically.
     """
@@ -256,32 +246,22 @@ def export_engines(
             source.set_attn_implementation("eager")
         except (ValueError, TypeError, AttributeError):  # pragma: no cover - architecture without the option
             pass
-    probe = _probe_batch(tokenizer, max_length)
-    unpadded = _unpadded_probe(tokenizer, max_length)
-    checks = {  # graph file -> (inputs, PyTorch logits)
-        "masked": {"input_ids": probe[0], "attention_mask": probe[1]},
-        "unpadded": {"input_ids": unpadded},
-    }
+    probes = _probes(tokenizer, max_length)
     with torch.inference_mode():
-        expected = {
-            "masked": source(input_ids=torch.from_numpy(probe[0]),
-                             attention_mask=torch.from_numpy(probe[1])).logits.numpy(),
-            "unpadded": source(input_ids=torch.from_numpy(unpadded)).logits.numpy(),
-        }
+        expected = [source(input_ids=torch.from_numpy(ids)).logits.numpy() for ids in probes]
     from secmine.io import atomic_dir
 
     with atomic_dir(Path(directory) / ENGINE_DIR) as staging:
-        paths = {"masked": staging / ENGINE_FILES["onnx"], "unpadded": staging / UNPADDED_FILES["onnx"]}
+        path = staging / ENGINE_FILES["onnx"]
         attempts: list[str] = []
         chosen = None
         difference = float("inf")
-        for kind, modules in _graph_modules(source).items():
+        for kind, module in _graph_modules(source).items():
             try:
-                difference = 0.0
-                for variant, module in zip(("masked", "unpadded"), modules, strict=True):
-                    _export_graph(module, paths[variant], checks[variant])
-                    got = _session(paths[variant], 1).run(None, checks[variant])[0]
-                    difference = max(difference, float(np.abs(got - expected[variant]).max()))
+                _export_graph(module, path, {"input_ids": probes[0]})
+                session = _session(path, 1)
+                difference = max(float(np.abs(session.run(None, {"input_ids": ids})[0] - want).max())
+                                 for ids, want in zip(probes, expected, strict=True))
             except Exception as exc:  # noqa: BLE001 - try the next graph, report all failures
                 attempts.append(f"{kind}: {type(exc).__name__}: {exc}")
                 continue
@@ -291,8 +271,7 @@ def export_engines(
             attempts.append(f"{kind}: logits differ from PyTorch by {difference:.2e}")
         if chosen is None:
             raise EngineError(f"{type(model).__name__}: no ONNX graph reproduces the model ({'; '.join(attempts)})")
-        _quantize(paths["masked"], staging / ENGINE_FILES["onnx-int8"])
-        _quantize(paths["unpadded"], staging / UNPADDED_FILES["onnx-int8"])
+        _quantize(path, staging / ENGINE_FILES["onnx-int8"])
         versions = {}
         for name in ("torch", "onnx", "onnxruntime"):
             try:
@@ -300,7 +279,9 @@ def export_engines(
             except md.PackageNotFoundError:  # pragma: no cover
                 versions[name] = "absent"
         info = {
+            "format": EXPORT_FORMAT,
             "graph": chosen,
+            "inputs": ["input_ids"],
             "opset": OPSET,
             "max_length": int(max_length),
             "parity_max_abs_logit_diff": difference,
@@ -351,26 +332,51 @@ def engine_folder(model_dir: str | os.PathLike[str], *, fingerprint: str | None 
 
 
 class OnnxClassifier:
-    """A saved transformer run by ONNX Runtime (same tokeniser, truncation and batching as PyTorch)."""
+    """A saved transformer run by ONNX Runtime: same tokeniser and truncation as PyTorch, batches of
+    texts of one token length (nothing padded), about ``max_tokens`` tokens each, ``num_threads``
+    batches at a time (one thread each)."""
 
     family = "transformer"
 
     def __init__(self, graph: str | os.PathLike[str], tokenizer: Any, *, engine: str, max_length: int,
-                 num_threads: int = 2, max_batch_size: int = 16, max_tokens: int = 4096,
-                 progress: bool = False, unpadded: str | os.PathLike[str] | None = None) -> None:
+                 num_threads: int = 2, max_batch_size: int = MAX_BATCH_SIZE, max_tokens: int = MAX_TOKENS,
+                 progress: bool = False) -> None:
         if engine not in ENGINE_FILES:
             raise EngineError(f"engine {engine!r} is not an ONNX engine")
-        for path in (Path(graph), *([Path(unpadded)] if unpadded is not None else [])):
-            if not path.is_file():
-                raise EngineError(f"{path}: no such ONNX graph (secmine export --model-dir <model> writes it)")
+        if not Path(graph).is_file():
+            raise EngineError(f"{graph}: no such ONNX graph (secmine export --model-dir <model> writes it)")
         self.engine = engine
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.max_batch_size = int(max_batch_size)
         self.max_tokens = int(max_tokens)
         self.progress = progress
-        self.session = _session(Path(graph), num_threads)
-        self.unpadded_session = _session(Path(unpadded), num_threads) if unpadded is not None else None
+        self.workers = int(num_threads) if num_threads and num_threads > 0 else (os.cpu_count() or 1)
+        self.graph = Path(graph)
+        # The graph loads in the background (parsing ~60 MB holds one core for a tenth of a second)
+        # while the caller reads and tokenises its texts; ``session`` waits for it.
+        from concurrent.futures import ThreadPoolExecutor
+
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmine-onnx-load")
+        self._loading = loader.submit(_session, self.graph, 1)
+        loader.shutdown(wait=False)
+        self._session: Any = None
+        self._inputs: set[str] = set()
+
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime session (single-threaded runs; several may run at once)."""
+        if self._session is None:
+            try:
+                session = self._loading.result()
+            except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types
+                raise EngineError(f"{self.graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc}); "
+                                  "secmine export --model-dir <model> writes it again") from exc
+            inputs = {i.name for i in session.get_inputs()}
+            if "input_ids" not in inputs:
+                raise EngineError(f"{self.graph}: the graph has no 'input_ids' input (inputs: {sorted(inputs)})")
+            self._session, self._inputs = session, inputs
+        return self._session
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str], card: dict[str, Any], engine: str, *,
@@ -381,30 +387,28 @@ class OnnxClassifier:
 
         from secmine.detect.models.transformer import quiet_transformers
 
-        settings = card.get("settings", {})
         folder = Path(engine_dir) if engine_dir is not None else engine_folder(model_dir, fingerprint=fingerprint)
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        unpadded = unpadded_path(folder, engine)
         return cls(engine_path(folder, engine), tokenizer, engine=engine,
-                   unpadded=unpadded if unpadded.is_file() else None,
                    max_length=int(card.get("params", {}).get("max_length", 256)), num_threads=num_threads,
-                   max_batch_size=int(settings.get("eval_batch_size", 16)),
-                   max_tokens=int(settings.get("max_tokens_per_batch", 4096)), progress=progress)
+                   progress=progress)
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         from secmine.detect.batching import pad_token_id, run_batched, tokenize
 
         ids = tokenize(self.tokenizer, list(texts), self.max_length)
+        session = self.session
+        masked = "attention_mask" in self._inputs  # a graph exported with a mask input: all ones here
 
         def forward(input_ids: np.ndarray, attention: np.ndarray) -> np.ndarray:
-            if self.unpadded_session is not None and attention.all():
-                return self.unpadded_session.run(None, {"input_ids": input_ids})[0]
-            return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention})[0]
+            feed = {"input_ids": input_ids, **({"attention_mask": attention} if masked else {})}
+            return session.run(None, feed)[0]
 
-        return run_batched(ids, forward, num_labels=int(self.session.get_outputs()[0].shape[-1] or 2),
+        return run_batched(ids, forward, num_labels=int(session.get_outputs()[0].shape[-1] or 2),
                            pad_id=pad_token_id(self.tokenizer), max_batch_size=self.max_batch_size,
-                           max_tokens=self.max_tokens, progress=self.progress)
+                           max_tokens=self.max_tokens, same_length=True, workers=self.workers,
+                           progress=self.progress)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         from secmine.detect.batching import softmax_positive
