@@ -93,7 +93,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=300, help="texts to classify")
     parser.add_argument("--fit", type=int, default=400, help="texts to fine-tune the benchmark model on (clean clone)")
-    parser.add_argument("--epochs", type=float, default=3.0, help="fine-tuning epochs of the benchmark model (clean clone)")
+    parser.add_argument("--epochs", type=float, default=3.0,
+                        help="fine-tuning epochs of the benchmark model (clean clone)")
     parser.add_argument("--validate", type=int, default=200,
                         help="held-out texts to validate the benchmark model's engines on (clean clone)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (best is kept)")

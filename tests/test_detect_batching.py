@@ -8,8 +8,8 @@ import pytest
 
 from secmine.detect.batching import PREFIX_CHARS_PER_TOKEN, plan_batches, prefix_safe, text_prefix, tokenize
 
-WORDS = ["security", "vulnerability", "CVE-2024-3568", "naïve", "ÜNÏCÖDÉ", "日本語のテキスト", "😀", "don't", "it's",
-         "x" * 40, "https://huggingface.co/model?revision=main&x=1", "12345678", "...", "--", "(pickle)", "e\u0301",
+WORDS = ["security", "vulnerability", "CVE-2024-3568", "naïve", "ÜNÏCÖDÉ", "日本語のテキスト", "😀", "don't",
+         "it's", "x" * 40, "https://huggingface.co/model?revision=main&x=1", "12345678", "...", "--", "(pickle)", "e\u0301",
          "\u0301", "Ａｂｃ", "ﬁle", "token_ids", "3.14", "a/b/c", "\x00", "ß"]
 SEPARATORS = [" ", " ", " ", "  ", "\n", "\t", " \n ", "\u3000", "\x1c", "\xa0", "\u200b", "\r\n", " \x1c ", "   "]
 
@@ -61,7 +61,8 @@ def tokenizers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
     corpus = _texts(99, 60)
     tiny = build_tiny_transformer(tmp_path_factory.mktemp("tiny"), corpus)
-    found = {"minilm": AutoTokenizer.from_pretrained(minilm_path()), "tiny-wordpiece": AutoTokenizer.from_pretrained(tiny)}
+    found = {"minilm": AutoTokenizer.from_pretrained(minilm_path()),
+             "tiny-wordpiece": AutoTokenizer.from_pretrained(tiny)}
     for kind in ("bytelevel-bpe", "metaspace-unigram", "replace-normalizer"):
         found[kind] = _train_tokenizer(kind, corpus)
     return found
@@ -151,5 +152,6 @@ def test_long_texts_are_encoded_from_a_prefix(tokenizers: dict[str, object]) -> 
     # a prefix with too few tokens (mostly whitespace) is not enough: the text is encoded whole
     seen.clear()
     sparse = "a " + "\t" * 1000 + " b" * 300
-    assert tokenize(Spy(tokenizer), [sparse], 64) == [list(tokenizer(sparse, truncation=True, max_length=64)["input_ids"])]
+    expected = [list(tokenizer(sparse, truncation=True, max_length=64)["input_ids"])]
+    assert tokenize(Spy(tokenizer), [sparse], 64) == expected
     assert seen == [1, len(sparse)]

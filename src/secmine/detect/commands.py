@@ -170,7 +170,8 @@ def classify_command(
     checkpoint_dir: Path = typer.Option(None, help="resume from / checkpoint finished chunks here"),
     chunk_size: int = typer.Option(2000, help="rows per checkpointed chunk"),
     threshold: float = typer.Option(None, help="label threshold (default: the model card's)"),
-    num_threads: int = typer.Option(None, help="CPU threads (PyTorch or ONNX Runtime)"),
+    num_threads: int = typer.Option(
+        None, help="CPU threads (PyTorch threads; ONNX Runtime: batches run at once, one thread each)"),
     engine: str = typer.Option("auto", help="transformer engine: auto (what training validated), torch, onnx "
                                "(fp32, same logits) or onnx-int8 (quantised)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
