@@ -33,14 +33,14 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP) ## create .venv with the pinned dependencies (torch CPU) and the Jupyter kernel
 
 repro: $(STAMP) ## run the whole pipeline with DVC (dvc repro) on the default data
-	$(BIN)/secmine external link
+	$(BIN)/secmine external-link
 	$(BIN)/dvc repro
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
 
 lab: $(STAMP) ## open JupyterLab on the project
-	$(BIN)/secmine external link
+	$(BIN)/secmine external-link
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
 
 status: $(STAMP) ## show what DVC would rerun

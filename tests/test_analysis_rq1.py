@@ -293,7 +293,7 @@ def test_thread_texts_joins_title_body_comments() -> None:
     classified = small_classified()
     texts = thread_texts(small_corpus(classified), [thread_id("github", "issue", "o/a", 1)])
     assert len(texts) == 1
-    assert texts["text"].iloc[0] == "Log4Shell\n\nSee CVE-2021-44228 and cve-2021-44228.\n\nCWE-502 here"
+    assert texts["text"].iloc[0] == "Log4Shell See CVE-2021-44228 and cve-2021-44228. CWE-502 here"
 
 
 @pytest.mark.shared

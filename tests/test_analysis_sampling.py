@@ -120,8 +120,7 @@ def test_sample_stage_writes_csv_sheet_and_table(tmp_path: Path, fixtures_dir: P
             tables_dir=out / "tables",
             figures_dir=out / "figures",
             metrics_path=out / "sample.json",
-            params=SampleParams(seed=11, strata="HF Discussion,GH Issue,GH Discussion"),
-            code_slots=2,
+            params=SampleParams(seed=11, strata="HF Discussion,GH Issue,GH Discussion", code_slots=2),
         )
         digests.append(
             {

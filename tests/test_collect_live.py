@@ -219,9 +219,9 @@ def test_killed_crawl_resumes_to_the_same_corpus(world: FakeData, tmp_path: Path
     with FakeAPI(world) as api:
         args = [
             "collect", "--source", "live", "--hf-endpoint", api.url, "--github-endpoint", api.url,
-            "--archive-dir", str(tmp_path / "archive"), "--out", str(tmp_path / "out" / "corpus"),
-            "--metrics", str(tmp_path / "out" / "metrics.json"), "--summary", str(tmp_path / "out" / "summary"),
-            "--params-file", str(_params_file(tmp_path)), "--no-progress",
+            "--archive-dir", str(tmp_path / "archive"), "--corpus", str(tmp_path / "out" / "corpus"),
+            "--metrics", str(tmp_path / "out" / "metrics.json"), "--tables-dir", str(tmp_path / "out" / "tables"),
+            "--params", str(_params_file(tmp_path)),
         ]  # fmt: skip
         env = {"GITHUB_TOKEN": ",".join(GH_TOKENS), "HF_TOKEN": HF_TOKEN}
         process = _cli(args, env)

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from secmine.cli import app
 from secmine.detect.models import ModelSettings, get_family
-from secmine.detect.predict import CLASSIFIED_COLUMNS, classify_frame
+from secmine.detect.predict import classify_frame
+from secmine.schema import CLASSIFIED_COLUMNS
 from secmine.detect.train import save_model
 
 
@@ -44,7 +45,7 @@ def test_classify_jsonl_round_trip(model_dir: Path, fixtures_dir: Path, tmp_path
     source = fixtures_dir / "detect" / "threads.jsonl"
     out = tmp_path / "out.csv"
     result = CliRunner().invoke(app, ["classify", "--model-dir", str(model_dir), "--input", str(source),
-                                      "--output", str(out), "--no-progress"])
+                                      "--output", str(out)])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["id", "probability", "label"]
@@ -63,16 +64,16 @@ def test_classify_csv_with_text_column(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     runner = CliRunner()
     result = runner.invoke(app, ["classify", "--model-dir", str(model_dir), "--input", str(source), "--output",
-                                 str(out), "--text-column", "body", "--id-column", "key", "--no-progress"])
+                                 str(out), "--text-column", "body", "--id-column", "key"])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out)
     assert frame["id"].tolist() == ["a", "b", "c"] and frame["label"].tolist()[:2] == [1, 0]
     result = runner.invoke(app, ["classify", "--model-dir", str(model_dir), "--input", str(source), "--output",
-                                 str(out), "--text-column", "body", "--no-progress"])
+                                 str(out), "--text-column", "body"])
     assert pd.read_csv(out)["id"].tolist() == [0, 1, 2]  # no id column: row numbers
     result = runner.invoke(app, ["classify", "--model-dir", str(model_dir), "--input", str(source), "--output",
-                                 str(out), "--no-progress"])
-    assert result.exit_code != 0 and "no column 'text'" in str(result.exception)
+                                 str(out)])
+    assert result.exit_code == 1 and "no column 'text'" in result.output
 
 
 def test_classify_corpus_to_parquet_with_transformer(tiny_model_dir: Path, fixtures_dir: Path, tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_classify_corpus_to_parquet_with_transformer(tiny_model_dir: Path, fixtu
     out = tmp_path / "classified.parquet"
     result = CliRunner().invoke(app, ["classify", "--model-dir", str(tiny_model_dir), "--input", str(corpus),
                                       "--output", str(out), "--checkpoint-dir", str(tmp_path / "chunks"),
-                                      "--chunk-size", "10", "--no-progress"])
+                                      "--chunk-size", "10"])
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(out)
     assert tuple(frame.columns) == CLASSIFIED_COLUMNS and len(frame) == 24

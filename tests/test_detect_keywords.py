@@ -107,8 +107,8 @@ def test_keywords_command(tmp_path: Path, fixtures_dir: Path) -> None:
 
     out = tmp_path / "kw.parquet"
     result = CliRunner().invoke(app, [
-        "keywords", "--corpus", str(fixtures_dir / "detect" / "threads.jsonl"), "--output", str(out),
-        "--set", "none", "--extra", "leak,exploit", "--substring", "--fields", "title,body",
+        "keywords", "--corpus", str(fixtures_dir / "detect" / "threads.jsonl"), "--matches", str(out),
+        "--set", "none", "--extra", "leak,exploit", "--no-word-boundary", "--fields", "title,body",
         "--tables-dir", str(tmp_path / "t"), "--figures-dir", str(tmp_path / "f"), "--metrics", str(tmp_path / "m.json"),
     ])
     assert result.exit_code == 0, result.output

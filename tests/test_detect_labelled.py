@@ -18,7 +18,7 @@ from secmine.detect.labelled import (
     weak_negatives,
 )
 from secmine.detect.splits import SplitError, assign_splits, check_no_leakage, fold_indices
-from secmine.detect.texts import canonical_text, thread_text
+from secmine.text import canonical_text, thread_text
 
 
 def _corpus(fixtures_dir: Path) -> pd.DataFrame:
@@ -149,8 +149,8 @@ def test_leakage_check_catches_a_shared_text() -> None:
 
 @pytest.mark.shared
 def test_replication_positives_and_hard_cases_from_the_real_data(external_root: Path) -> None:
-    from secmine.detect.labelled import from_replication_posts
     from secmine.detect.corpus import load_threads
+    from secmine.detect.labelled import from_replication_posts
 
     posts = from_replication_posts(external_root / "ai_sec_dev")
     assert len(posts) > 100 and (posts["label"] == 1).all()

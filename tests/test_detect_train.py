@@ -81,10 +81,11 @@ def test_train_and_evaluate_commands(labelled_csv: Path, tmp_path: Path) -> None
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--data", str(labelled_csv), "--model-dir", str(tmp_path / "m"),
                                  "--families", "keyword,tfidf_svm", "--n-folds", "3", "--n-trials", "2",
-                                 "--reports-dir", str(tmp_path / "r")])
+                                 "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert "TF-IDF + linear SVM" in result.output
-    assert (tmp_path / "m" / "model_card.json").is_file() and (tmp_path / "r" / "train.json").is_file()
+    assert (tmp_path / "m" / "model_card.json").is_file()
+    assert (tmp_path / "r" / "reports" / "metrics" / "train.json").is_file()
     result = runner.invoke(app, ["evaluate", "--model-dir", str(tmp_path / "m"), "--data", str(labelled_csv),
                                  "--output", str(tmp_path / "eval.json")])
     assert result.exit_code == 0, result.output
@@ -94,4 +95,4 @@ def test_train_and_evaluate_commands(labelled_csv: Path, tmp_path: Path) -> None
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nhello,2\n")
     result = runner.invoke(app, ["evaluate", "--model-dir", str(tmp_path / "m"), "--data", str(bad)])
-    assert result.exit_code != 0 and "row 2, field 'label'" in str(result.exception)
+    assert result.exit_code == 1 and "row 2, field 'label'" in result.output

@@ -12,7 +12,15 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from secmine.io import atomic_dir, atomic_path, save_figure, write_json, write_table  # noqa: E402
-from secmine.text import EXCEL_CELL_LIMIT, decode_escapes, is_truncated, join_thread_text, normalise_text  # noqa: E402
+from secmine.text import (  # noqa: E402
+    EXCEL_CELL_LIMIT,
+    canonical_text,
+    decode_escapes,
+    is_truncated,
+    normalise_text,
+    text_hash,
+    thread_text,
+)
 
 
 def test_decode_escapes_and_normalise() -> None:
@@ -21,7 +29,15 @@ def test_decode_escapes_and_normalise() -> None:
     assert normalise_text(None) == ""
     # the same text from the replication sheet (escaped) and from the snapshot (real newlines)
     assert normalise_text(decode_escapes(r"Title\n\nBody")) == normalise_text("Title\r\n\r\nBody")
-    assert join_thread_text("T", "B", ["c1", "", "c2"]) == "T\n\nB\n\nc1\n\nc2"
+    assert thread_text("T", "B", ["c1", "", {"body": "c2"}]) == "T B c1 c2"
+    # one form whatever the source: the sheet's escaped one-liner and the snapshot's structured thread
+    assert canonical_text(r"Title Body\nline two") == thread_text("Title", "Body\r\nline two")
+    assert canonical_text("x" * 50, None) == "x" * 50 and canonical_text("x" * 50, 10) == "x" * 10
+
+
+def test_one_text_hash() -> None:
+    assert text_hash("a") == text_hash("a") != text_hash("b")
+    assert text_hash("a", key="minilm") != text_hash("a") and len(text_hash("a")) == 64
 
 
 def test_truncation_flag() -> None:

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from secmine.cli import app
 from secmine.codebook import CodebookError
 from secmine.replication import ReplicationError
 from secmine.thematic import counting
-from secmine.thematic.stage import ThematicInputError, as_bool, load_inputs, resolve_codebook
+from secmine.thematic.stage import ThematicInputError, load_inputs, resolve_codebook
 
 FIXTURE = Path(__file__).parent / "fixtures" / "thematic"
 CODEBOOK = FIXTURE / "codebook.yaml"
@@ -117,19 +115,14 @@ def test_counting_refuses_inconsistent_frames() -> None:
         counting.count_all(posts, orphan, book)
 
 
-def test_as_bool_reads_what_dvc_and_papermill_pass() -> None:
-    assert as_bool("true") is True and as_bool("false") is False and as_bool(False) is False
-    with pytest.raises(ThematicInputError):
-        as_bool("maybe")
+def test_cli_reports_an_unknown_code_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from secmine.cli import run
 
-
-def test_cli_reports_an_unknown_code_and_exits_2(tmp_path: Path) -> None:
     path = _coded(tmp_path, "HF Discussion,org/m-1,Data leek,\n")
-    result = CliRunner().invoke(
-        app,
-        ["thematic", "--coded", str(path), "--codebook", str(CODEBOOK), "--texts", "none",
-         "--out-dir", str(tmp_path / "reports")],
-    )
-    assert result.exit_code == 2
-    assert "row 2, field 'issue': unknown issue code 'Data leek'" in result.output
-    assert not (tmp_path / "reports").exists()
+    code = run(["thematic", "--coded-sample", str(path), "--codebook", str(CODEBOOK), "--texts", "",
+                "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "row 2, field 'issue': unknown issue code 'Data leek'" in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1 and "Traceback" not in err
+    assert not list((tmp_path / "out").rglob("*.csv"))  # nothing half-written

@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from secmine import config
@@ -99,38 +98,25 @@ def test_figures_survive_a_single_platform_sample(tmp_path: Path) -> None:
 
 def test_cli_runs_the_stage(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["thematic", "--coded", str(ARGS[0]), "--codebook", str(ARGS[1]),
-                                 "--texts", str(ARGS[2]), "--out-dir", str(tmp_path), "--no-multiplicity"])
+    result = runner.invoke(app, ["thematic", "--coded-sample", str(ARGS[0]), "--codebook", str(ARGS[1]),
+                                 "--texts", str(ARGS[2]), "--out", str(tmp_path), "--no-cooccurrence-multiplicity"])
     assert result.exit_code == 0, result.output
-    assert "8 coded posts, 11 issue and 8 solution mentions; 5 warning(s)" in result.output
-    assert {p for p in tmp_path.rglob("*") if p.is_file()} == _expected_files(tmp_path)
-    metrics = json.loads((tmp_path / "metrics" / "thematic.json").read_text())
+    out = tmp_path / "reports"
+    expected = (set(tables.table_files(out / "tables" / "thematic")) | set(figures.figure_files(out / "figures" / "thematic"))
+                | {out / "metrics" / "thematic.json"})
+    assert {p for p in tmp_path.rglob("*") if p.is_file()} == expected
+    metrics = json.loads((out / "metrics" / "thematic.json").read_text())
     assert metrics["cooccurrence_multiplicity"] is False
     assert metrics["top_pair"]["count"] == 2  # UD -> SFF in 2 posts
     plt.close("all")
 
 
-def test_dvc_stage_declares_every_output_and_its_inputs() -> None:
-    spec = yaml.safe_load((config.PROJECT_ROOT / "dvc.yaml").read_text())["stages"]["thematic"]
-    outs = {next(iter(o)) if isinstance(o, dict) else o for o in spec["outs"]}
-    declared_tables = {o for o in outs if o.startswith("reports/tables/")}
-    assert declared_tables == {p.as_posix() for p in tables.table_files(Path("reports/tables"))}
-    assert "reports/figures/thematic" in outs
-    for out in spec["outs"]:
-        if isinstance(out, dict) and next(iter(out)).startswith("reports/") and not next(iter(out)).endswith(".ipynb"):
-            assert next(iter(out.values())) == {"cache": False}
-    assert [next(iter(m)) for m in spec["metrics"]] == ["reports/metrics/thematic.json"]
-    for dep in ("${thematic.coded_sample}", "${thematic.codebook}", "${thematic.texts}", "data/external/manifest.json"):
-        assert dep in spec["deps"]
-    package = config.PROJECT_ROOT / "src" / "secmine" / "thematic"
-    modules = {p.relative_to(config.PROJECT_ROOT).as_posix() for p in package.glob("*.py")}
-    modules -= {"src/secmine/thematic/commands.py"}  # the CLI wrapper; the notebook does not run it
-    assert modules <= set(spec["deps"])
-    params = yaml.safe_load((config.PROJECT_ROOT / "params.yaml").read_text())["thematic"]
-    cmd = spec["cmd"]
-    for key in re.findall(r"\$\{thematic\.([^}]+)\}", cmd):
-        assert key in params
-    assert "-p out_dir reports" in cmd
+def test_cli_writes_under_scratch_by_default_never_over_tracked_tables() -> None:
+    from secmine.cli import resolve_stage_arguments
+
+    _, paths = resolve_stage_arguments("thematic", {})
+    for path in paths.outputs().values():
+        assert path.is_relative_to(config.PROJECT_ROOT / "scratch" / "thematic")
 
 
 # -- the real coded sample (../shared): invariants, never the paper's numbers --------------------

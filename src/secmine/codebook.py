@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from secmine.errors import SecmineError
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -35,7 +37,7 @@ _SPACES_RE = re.compile(r"\s+")
 _SPLIT_RE = re.compile(r"[,;\n]")
 
 
-class CodebookError(ValueError):
+class CodebookError(SecmineError, ValueError):
     """The codebook or a coded label is invalid; the message names file, row and field."""
 
 

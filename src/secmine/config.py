@@ -54,29 +54,3 @@ def replication_dir() -> Path:
 def snapshot_dir() -> Path:
     """The thread corpus snapshot as the pipeline sees it (``data/external/ai_issues``)."""
     return EXTERNAL_DATA_DIR / "ai_issues"
-
-
-def load_params(path: Path | None = None) -> dict:
-    """Read ``params.yaml`` (used by the command line when a value is not given)."""
-    import yaml
-
-    with open(path or PARAMS_FILE, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
-
-
-def as_bool(value: object) -> bool:
-    """A boolean parameter as DVC and papermill pass it.
-
-    DVC renders YAML booleans as ``true``/``false`` in a stage's command and papermill converts only
-    ``True``/``False``, so a notebook may receive the text ``"false"`` — which Python treats as true.
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().casefold()
-    if text in {"true", "yes", "1", "on"}:
-        return True
-    if text in {"false", "no", "0", "off", "", "none"}:
-        return False
-    raise ValueError(f"expected a boolean, got {value!r}")

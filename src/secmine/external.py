@@ -27,6 +27,7 @@ from typing import Any
 import typer
 
 from secmine import config
+from secmine.errors import SecmineError
 
 GITHUB_API_ENV = "SECMINE_GITHUB_API"
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -46,7 +47,7 @@ SNAPSHOT_FILE = "issues.jsonl.gz"
 SNAPSHOT_LABELS_FILE = "security_labels.csv"
 
 
-class ExternalDataError(RuntimeError):
+class ExternalDataError(SecmineError, RuntimeError):
     """The external data is missing or invalid; the message says how to provide it."""
 
 
@@ -343,55 +344,27 @@ def run_external_stage(
 
 # -- command line ------------------------------------------------------------------------------
 
-external_app = typer.Typer(help="Locate, link, download and validate the external data.", no_args_is_help=True)
 
-
-@external_app.command("link")
 def link_command(
     source: Path = typer.Option(None, help=f"folder holding ai_sec_dev/ and ai_issues/ (default: ${config.EXTERNAL_ENV_VAR} or ../shared)"),
     download: bool = typer.Option(True, help="download the replication package when no local copy exists"),
     api_url: str = typer.Option(None, help=f"GitHub API base URL (default: ${GITHUB_API_ENV} or {DEFAULT_GITHUB_API})"),
 ) -> None:
-    """Point data/external/ at the external data (or download the replication package)."""
-    try:
-        result = link_external(source, download_if_missing=download, api_url=api_url)
-    except ExternalDataError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    """Point data/external/ at the external data (or download the replication package); `make repro` runs it."""
+    result = link_external(source, download_if_missing=download, api_url=api_url)
     for name, target in result.items():
         typer.echo(f"data/external/{name} -> {target}")
 
 
-@external_app.command("validate")
-def validate_command(
-    replication_dir: Path = typer.Option(Path("data/external/ai_sec_dev")),
-    snapshot_dir: Path = typer.Option(Path("data/external/ai_issues")),
-    manifest: Path = typer.Option(Path("data/external/manifest.json")),
-    metrics: Path = typer.Option(Path("reports/metrics/external.json")),
-    require_snapshot: bool = typer.Option(False),
-) -> None:
-    """Validate the external data and write its manifest (the `external` stage)."""
-    try:
-        result = run_external_stage(replication_dir, snapshot_dir, manifest, metrics, require_snapshot=require_snapshot)
-    except (ExternalDataError, ValueError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    typer.echo(f"{len(result['files'])} files checked; manifest written to {manifest}")
-
-
-@external_app.command("download")
 def download_command(
-    destination: Path = typer.Option(Path("data/external/ai_sec_dev")),
-    api_url: str = typer.Option(None),
+    destination: Path = typer.Option(Path("data/external/ai_sec_dev"), help="folder to download into"),
+    api_url: str = typer.Option(None, help=f"GitHub API base URL (default: ${GITHUB_API_ENV} or {DEFAULT_GITHUB_API})"),
 ) -> None:
     """Download and verify the replication package at the pinned commit."""
-    try:
-        files = download_replication(destination, api_url=api_url)
-    except Exception as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    files = download_replication(destination, api_url=api_url)
     typer.echo(f"{len(files)} files downloaded and verified into {destination}")
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(external_app, name="external")
+    app.command("external-link", rich_help_panel="Data")(link_command)
+    app.command("external-download", rich_help_panel="Data")(download_command)

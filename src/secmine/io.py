@@ -71,6 +71,128 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+# -- output sets: a stage's outputs appear together or not at all ------------------------------------
+
+STAGED_SUFFIX = ".staging"
+OLD_SUFFIX = ".old"
+
+
+def _sibling(target: Path, suffix: str) -> Path:
+    return target.with_name(f".{target.name}{suffix}")
+
+
+def _staged(target: Path) -> Path:
+    """Where an output is written before it is moved into place: a hidden folder beside it holding
+    a file or folder of the output's own name (so its suffix, e.g. ``.parquet``, is kept)."""
+    return _sibling(target, STAGED_SUFFIX) / target.name
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _journal_path(name: str, targets: Sequence[Path]) -> Path:
+    import hashlib
+
+    from secmine import config
+
+    key = hashlib.sha256("\0".join(sorted(t.as_posix() for t in targets)).encode()).hexdigest()[:12]
+    return config.PROJECT_ROOT / ".secmine" / "transactions" / f"{name}-{key}.json"
+
+
+def _commit(journal: Path) -> None:
+    """Move every staged output of ``journal`` into place, then drop the old ones and the journal.
+
+    Safe to repeat after a kill at any point: an entry already moved has no staged file left."""
+    entries = json.loads(journal.read_text(encoding="utf-8"))["outputs"]
+    for target_name in entries:
+        target = Path(target_name)
+        staged, old = _staged(target), _sibling(target, OLD_SUFFIX)
+        if not (staged.exists() or staged.is_symlink()):
+            continue
+        if target.exists() or target.is_symlink():
+            if old.exists() or old.is_symlink():
+                _remove(old)
+            os.replace(target, old)
+        os.replace(staged, target)
+    for target_name in entries:
+        _remove(_sibling(Path(target_name), OLD_SUFFIX))
+        _remove(_sibling(Path(target_name), STAGED_SUFFIX))
+    journal.unlink()
+
+
+def recover_output_set(outputs: Sequence[str | os.PathLike[str]], *, name: str) -> bool:
+    """Finish or undo an output set a killed run left behind; True when something was recovered.
+
+    A complete set (its journal was written) is moved into place; an incomplete one is discarded,
+    so the previous outputs stay as they were."""
+    targets = [Path(p).absolute() for p in outputs]
+    journal = _journal_path(name, targets)
+    recovered = False
+    if journal.exists():
+        _commit(journal)
+        recovered = True
+    for target in targets:
+        for suffix in (STAGED_SUFFIX, OLD_SUFFIX):
+            leftover = _sibling(target, suffix)
+            if leftover.exists() or leftover.is_symlink():
+                _remove(leftover)
+                recovered = True
+    return recovered
+
+
+@contextlib.contextmanager
+def output_set(outputs: dict[str, Path], *, name: str) -> Iterator[dict[str, Path]]:
+    """Stage a set of outputs so that they appear together or not at all.
+
+    Yields, for every output, a staging path beside it (``.NAME.staging/NAME``) for the caller to
+    write (a file or a folder).  On success every staged output must exist; a journal is written, then
+    each output is renamed into place and the old ones removed — a run killed during those renames
+    is finished by the next call (:func:`recover_output_set`).  On failure the staged files are
+    removed and the previous outputs stay untouched."""
+    from secmine.errors import SecmineError
+
+    targets = {key: Path(path).absolute() for key, path in outputs.items()}
+    recover_output_set(list(targets.values()), name=name)
+    staged = {key: _staged(target) for key, target in targets.items()}
+    for path in staged.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield {key: _relative_like(outputs[key], path) for key, path in staged.items()}
+        missing = [targets[k] for k, p in staged.items() if not (p.exists() or p.is_symlink())]
+        if missing:
+            raise SecmineError(f"stage {name!r} did not write its output {_shown(missing[0])}")
+        journal = _journal_path(name, list(targets.values()))
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(journal) as tmp:
+            tmp.write_text(json.dumps({"outputs": [t.as_posix() for t in targets.values()]}), encoding="utf-8")
+        _commit(journal)
+    except BaseException:
+        for target in targets.values():
+            _remove(_sibling(target, STAGED_SUFFIX))
+        raise
+
+
+def _relative_like(original: Path, staged: Path) -> Path:
+    """``staged`` relative to the working folder when ``original`` was relative."""
+    if Path(original).is_absolute():
+        return staged
+    try:
+        return staged.relative_to(Path.cwd())
+    except ValueError:
+        return staged
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -28,18 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from secmine import config
 from secmine.codebook import CODE_TYPES, Codebook, CodebookError
-from secmine.schema import Thread, thread_id, thread_url, validate_with
+from secmine.errors import SecmineError
+from secmine.schema import PAPER_SOURCES, SOURCE_KEYS, Thread, thread_id, thread_url, validate_with
 from secmine.text import decode_escapes, is_truncated
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 # The replication package's names of the three sources, and what they are in our schema.
-SOURCES: dict[str, tuple[str, str]] = {
-    "HF Discussion": ("huggingface", "discussion"),
-    "GH Issue": ("github", "issue"),
-    "GH Discussion": ("github", "discussion"),
-}
+SOURCES: dict[str, tuple[str, str]] = {name: SOURCE_KEYS[name] for name in PAPER_SOURCES}
 # classifier/*.csv name the sources differently.
 LABEL_TYPES: dict[str, tuple[str, str]] = {
     "HF_DISCUSSIONS": ("huggingface", "discussion"),
@@ -59,7 +56,7 @@ LABELLED_FILES = {"train": "classifier/manual/all.csv", "test": "classifier/test
 SECURITY_ONLY_DIR = "classifier/inference/distilbert"
 
 
-class ReplicationError(ValueError):
+class ReplicationError(SecmineError, ValueError):
     """The replication package is missing a file or holds bad data; the message names file,
     row and field."""
 

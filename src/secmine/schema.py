@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from secmine.errors import SecmineError
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
@@ -26,8 +28,34 @@ KINDS: tuple[str, ...] = ("issue", "pull_request", "discussion")
 PLATFORM_SHORT = {"github": "gh", "huggingface": "hf"}
 REPO_TYPES: tuple[str, ...] = ("model", "dataset", "space")
 
+# The one source vocabulary: the replication package's names of the sources (theme/mapped.csv
+# ``source`` column), extended to the kinds the paper did not sample, and the paper's three.
+SOURCE_NAMES: dict[tuple[str, str], str] = {
+    ("huggingface", "discussion"): "HF Discussion",
+    ("github", "issue"): "GH Issue",
+    ("github", "discussion"): "GH Discussion",
+    ("github", "pull_request"): "GH Pull Request",
+    ("huggingface", "pull_request"): "HF Pull Request",
+    ("huggingface", "issue"): "HF Issue",
+}
+SOURCE_KEYS: dict[str, tuple[str, str]] = {name: key for key, name in SOURCE_NAMES.items()}
+HF_DISCUSSION, GH_ISSUE, GH_DISCUSSION = "HF Discussion", "GH Issue", "GH Discussion"
+PAPER_SOURCES: tuple[str, ...] = (HF_DISCUSSION, GH_ISSUE, GH_DISCUSSION)
 
-class SchemaError(ValueError):
+
+# One row of the classified corpus (the classify stage's output): the thread's provenance, its
+# keyword match and the classifier's probability and label.
+CLASSIFIED_COLUMNS: tuple[str, ...] = (
+    "id", "platform", "kind", "repo", "number", "created_at", "keyword_match", "probability", "label",
+)
+
+
+def source_name(platform: str, kind: str) -> str:
+    """``("github", "issue")`` -> ``"GH Issue"`` (``platform:kind`` for a pair without a name)."""
+    return SOURCE_NAMES.get((platform, kind), f"{platform}:{kind}")
+
+
+class SchemaError(SecmineError, ValueError):
     """A record does not fit the thread schema; the message names file, row and field."""
 
 

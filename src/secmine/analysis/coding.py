@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from secmine.analysis import stats
-from secmine.analysis.data import SOURCE_KEYS, clean_cell_text, source_order
+from secmine.analysis.data import clean_cell_text, source_order
 from secmine.codebook import CODE_TYPES, Codebook, CodebookError, CodeType
+from secmine.errors import SecmineError
+from secmine.schema import SOURCE_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -80,7 +82,7 @@ How to code this sheet
 """
 
 
-class CodingError(ValueError):
+class CodingError(SecmineError, ValueError):
     """A coding sheet or decision file is invalid; the message names the file, row and field."""
 
 

@@ -8,56 +8,25 @@ are read from it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secmine.config import as_bool
-from secmine.schema import KINDS, PLATFORMS, thread_url
-from secmine.text import EXCEL_CELL_LIMIT, join_thread_text
+from secmine.errors import SecmineError
+from secmine.schema import CLASSIFIED_COLUMNS, KINDS, PLATFORMS, SOURCE_NAMES, source_name
+from secmine.text import EXCEL_CELL_LIMIT, thread_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-CLASSIFIED_COLUMNS: tuple[str, ...] = (
-    "id",
-    "platform",
-    "kind",
-    "repo",
-    "number",
-    "created_at",
-    "keyword_match",
-    "probability",
-    "label",
-)
-
-# The replication package's names of the sources (theme/mapped.csv ``source`` column), extended
-# to the kinds the paper did not sample.
-SOURCE_NAMES: dict[tuple[str, str], str] = {
-    ("huggingface", "discussion"): "HF Discussion",
-    ("github", "issue"): "GH Issue",
-    ("github", "discussion"): "GH Discussion",
-    ("github", "pull_request"): "GH Pull Request",
-    ("huggingface", "pull_request"): "HF Pull Request",
-    ("huggingface", "issue"): "HF Issue",
-}
-SOURCE_KEYS: dict[str, tuple[str, str]] = {name: key for key, name in SOURCE_NAMES.items()}
-# The paper's strata, in its order.
-PAPER_SOURCES: tuple[str, ...] = ("HF Discussion", "GH Issue", "GH Discussion")
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-class AnalysisInputError(ValueError):
+class AnalysisInputError(SecmineError, ValueError):
     """An analysis input is missing or malformed; the message names file, row and field."""
-
-
-def source_name(platform: str, kind: str) -> str:
-    """``("github", "issue")`` -> ``"GH Issue"``."""
-    return SOURCE_NAMES.get((platform, kind), f"{platform}:{kind}")
 
 
 def source_order(names: Iterable[str]) -> list[str]:
@@ -148,16 +117,11 @@ def clean_cell_text(text: str | None, limit: int = EXCEL_CELL_LIMIT) -> tuple[st
     return text, False
 
 
-def text_hash(text: str, model: str = "") -> str:
-    """A stable key for a text (and the model that embeds it): SHA-256 hex."""
-    return hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
-
-
 def thread_texts(
     corpus: str | os.PathLike[str] | pd.DataFrame, ids: Iterable[str] | None = None
 ) -> pd.DataFrame:
-    """``id, text`` for the given thread ids (all when ``None``): title, body and comment bodies
-    joined and normalised by :func:`secmine.text.join_thread_text`.
+    """``id, text`` for the given thread ids (all when ``None``): the thread's one text
+    (:func:`secmine.text.thread_text`: title, body and comments, flattened, not cut).
 
     ``corpus`` is a frame in the thread schema or the corpus folder, read with
     :func:`secmine.collect.corpus.read_corpus` (only the needed columns/rows are kept).
@@ -175,7 +139,7 @@ def thread_texts(
 
     rows = zip(frame["title"], frame["body"], frame["comments"])
     texts = [
-        join_thread_text(title, body, _comment_bodies(comments))
+        thread_text(title, body, _comment_bodies(comments), None)
         for title, body, comments in tqdm(
             rows,
             total=len(frame),
@@ -216,29 +180,3 @@ def _read_corpus(path: Path, wanted: set[str] | None) -> pd.DataFrame:
     if wanted is not None:
         frame = frame[frame["id"].isin(wanted)]
     return frame[columns]
-
-
-def params_from(cls: type[Any], values: dict[str, Any]) -> Any:
-    """An instance of the parameter dataclass ``cls`` from ``values`` (extra keys ignored),
-    each value converted to the field's type (bool, int, float or str)."""
-    import dataclasses
-
-    out: dict[str, Any] = {}
-    for spec in dataclasses.fields(cls):
-        if spec.name not in values:
-            continue
-        value = values[spec.name]
-        kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", str(spec.type))
-        try:
-            if kind == "bool":
-                value = as_bool(value)
-            elif kind == "int":
-                value = int(value)
-            elif kind == "float":
-                value = float(value)
-            elif kind == "str":
-                value = "" if value is None else str(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"parameter {spec.name!r}: {value!r} is not a {kind}") from exc
-        out[spec.name] = value
-    return cls(**out)

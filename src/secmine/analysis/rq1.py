@@ -27,14 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from secmine.analysis import stats
-from secmine.analysis.data import (
-    SOURCE_NAMES,
-    load_classified,
-    repo_url,
-    source_name,
-    source_order,
-    thread_texts,
-)
+from secmine.analysis.data import load_classified, repo_url, source_order, thread_texts
+from secmine.schema import SOURCE_NAMES, source_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

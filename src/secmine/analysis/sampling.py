@@ -18,13 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from secmine.analysis import stats
-from secmine.analysis.data import (
-    SOURCE_KEYS,
-    AnalysisInputError,
-    load_classified,
-    source_order,
-    thread_url,
-)
+from secmine.analysis.data import AnalysisInputError, load_classified, source_order
+from secmine.schema import SOURCE_KEYS, thread_url
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -55,6 +50,7 @@ class SampleParams:
     seed: int = 20260101
     # comma-separated strata; "+" merges sources into one stratum (the paper: per platform)
     strata: str = "HF Discussion,GH Issue+GH Discussion"
+    code_slots: int = 6  # code columns per type in the coding sheet
 
 
 def parse_strata(strata: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -220,7 +216,6 @@ def run_sample(
     figures_dir: str | os.PathLike[str] = "reports/figures/sample",
     metrics_path: str | os.PathLike[str] | None = "reports/metrics/sample.json",
     params: SampleParams | None = None,
-    code_slots: int = 6,
     classified: pd.DataFrame | None = None,
     corpus: pd.DataFrame | None = None,
     write: bool = True,
@@ -290,7 +285,7 @@ def run_sample(
                     f"{missing} sampled threads have no text in the corpus (empty text in the sheet)."
                 )
             codebook = load_codebook(codebook_path)
-            write_coding_sheet(with_text, codebook, sheet_path, code_slots=code_slots)
+            write_coding_sheet(with_text, codebook, sheet_path, code_slots=params.code_slots)
             result.metrics["codebook_version"] = codebook.version
         if metrics_path is not None:
             write_json(metrics_path, result.metrics)

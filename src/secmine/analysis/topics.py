@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from secmine.analysis.data import source_order, text_hash, thread_texts
+from secmine.analysis.data import source_order, thread_texts
 from secmine.codebook import THEME_ORDER
+from secmine.text import text_hash
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -102,7 +103,7 @@ def minilm_encoder(batch_size: int = 1, max_seq_length: int = 128, *, show_progr
 
 
 class EmbeddingCache:
-    """Embeddings keyed by ``text_hash(text, model)``, stored as one Parquet file (``hash``,
+    """Embeddings keyed by ``text_hash(text, key=model)``, stored as one Parquet file (``hash``,
     ``vector``) sorted by hash, so the same content gives the same bytes."""
 
     def __init__(self, folder: str | os.PathLike[str], model: str = MODEL_NAME) -> None:
@@ -125,7 +126,7 @@ class EmbeddingCache:
     def embed(self, texts: Sequence[str], encoder: Encoder | Callable[[], Encoder]) -> np.ndarray:
         """Vectors for ``texts``: cached ones reused, the others computed by ``encoder`` (a
         function of a list of texts, or a factory of one, called only when needed)."""
-        keys = [text_hash(t, self.model) for t in texts]
+        keys = [text_hash(t, key=self.model) for t in texts]
         todo: dict[str, str] = {}
         for key, text in zip(keys, texts):
             if key not in self._vectors and key not in todo:
@@ -195,7 +196,7 @@ def build_documents(
     """
     import pandas as pd
 
-    from secmine.text import normalise_text
+    from secmine.text import canonical_text
 
     security = classified[classified["label"] == 1].merge(texts, on="id", how="inner")
     docs = pd.DataFrame(
@@ -222,7 +223,7 @@ def build_documents(
                         "year": None,
                         "origin": "coded sample",
                         "post_id": extra["post_id"].to_numpy(),
-                        "text": [normalise_text(t) for t in extra["text"]],
+                        "text": [canonical_text(t, None) for t in extra["text"]],
                     }
                 ),
             ],
@@ -585,7 +586,7 @@ def run_topics(
     )
     cache_stats = {"from_cache": cache.hits, "computed": cache.computed}
     # the cache keeps the current documents' vectors only, so it is the same file for the same inputs
-    current = {text_hash(t, cache.model) for t in docs["text"]}
+    current = {text_hash(t, key=cache.model) for t in docs["text"]}
     if write and cache.computed:
         cache.save(keep=current)  # before modelling, so a later failure does not lose the embeddings
     fit = fit_topics(list(docs["text"]), embeddings, params)

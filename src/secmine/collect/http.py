@@ -37,6 +37,8 @@ from typing import Any, Protocol
 import httpx2
 import tenacity
 
+from secmine.errors import SecmineError
+
 log = logging.getLogger("secmine.collect")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -62,7 +64,7 @@ SECONDARY_MIN_WAIT = 60.0
 _HF_RATELIMIT_RE = re.compile(r"\"(?P<resource>[\w-]+)\"\s*;\s*r\s*=\s*(?P<r>\d+)\s*;\s*t\s*=\s*(?P<t>\d+)")
 
 
-class CollectError(RuntimeError):
+class CollectError(SecmineError, RuntimeError):
     """Collection cannot go on; the message says what failed and what to do."""
 
 

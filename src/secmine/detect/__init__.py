@@ -1,7 +1,6 @@
 """Finding the security discussions: the ``keywords``, ``train`` and ``classify`` stages.
 
 * :mod:`secmine.detect.keywords` — Aho-Corasick keyword matching over title, body and comments.
-* :mod:`secmine.detect.texts` — the one text representation every model sees, whatever the source.
 * :mod:`secmine.detect.labelled` — the labelled set, assembled with provenance per row.
 * :mod:`secmine.detect.splits` — leakage-free (grouped, stratified) test split and folds.
 * :mod:`secmine.detect.metrics` — MCC, F1, precision, recall, accuracy with bootstrap intervals.

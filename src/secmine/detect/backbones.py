@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from secmine.errors import SecmineError
+
 MINILM_ALIASES = frozenset(
     {
         "minilm",
@@ -24,7 +26,7 @@ MINILM_ALIASES = frozenset(
 )
 
 
-class BackboneError(RuntimeError):
+class BackboneError(SecmineError, RuntimeError):
     """A checkpoint cannot be found offline nor downloaded."""
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from secmine.detect.texts import DEFAULT_MAX_CHARS, canonical_text, frame_texts
+from secmine.text import DEFAULT_MAX_CHARS, canonical_text, frame_texts
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

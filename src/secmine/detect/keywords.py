@@ -259,6 +259,52 @@ def keyword_figure(summary: pd.DataFrame, keywords: Sequence[str]) -> Any:
     return fig
 
 
+SETTINGS_KEY = b"secmine.keywords"
+
+
+def write_matches(
+    matches: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    keywords: Sequence[str],
+    word_boundary: bool,
+    fields: Sequence[str],
+) -> Path:
+    """The per-thread matches as Parquet, with the settings that made them in its metadata
+    (:func:`read_settings`), so later stages use the same keywords without reading params."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from secmine.io import atomic_path
+
+    table = pa.Table.from_pandas(matches, preserve_index=False)
+    settings = {"keywords": list(keywords), "word_boundary": bool(word_boundary), "fields": list(fields)}
+    metadata = dict(table.schema.metadata or {})
+    metadata[SETTINGS_KEY] = json.dumps(settings, sort_keys=True).encode()
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
+    return Path(path)
+
+
+def read_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``keywords``, ``word_boundary`` and ``fields`` the keyword matches at ``path`` were made with."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from secmine.errors import MissingInputError, SecmineError
+
+    source = Path(path)
+    if not source.exists():
+        raise MissingInputError(source, made_by="keywords")
+    metadata = pq.read_schema(source).metadata or {}
+    if SETTINGS_KEY not in metadata:
+        raise SecmineError(f"{source}: keyword matches without their settings", hint="rerun the `keywords` stage")
+    return json.loads(metadata[SETTINGS_KEY])
+
+
 def run_keywords(
     corpus: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -282,7 +328,7 @@ def run_keywords(
     keywords = parse_keywords(keyword_set, extra)
     threads = load_threads(corpus, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
     matches = match_threads(threads, keywords, word_boundary=word_boundary, fields=fields, progress=progress)
-    io.write_parquet(matches, output)
+    write_matches(matches, output, keywords=keywords, word_boundary=word_boundary, fields=parse_fields(fields))
     summary = summarise_matches(matches, keywords)
     if tables_dir is not None:
         io.write_table(summary, Path(tables_dir) / "keyword_matches", float_format="{:.1f}")

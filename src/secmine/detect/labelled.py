@@ -20,7 +20,7 @@ Sources (each row keeps ``source`` and ``origin`` = file and row it came from):
     is true): a thread that never says vulnerability/CVE/CWE/security is very likely not a
     security discussion, but nobody read it.
 
-Texts pass through :func:`secmine.detect.texts.canonical_text` whatever the source.  When a thread
+Texts pass through :func:`secmine.text.canonical_text` whatever the source.  When a thread
 is listed by more than one source, the first source in the priority order wins (conflicting labels
 are reported); exact duplicate texts are dropped the same way.  ``group`` (the thread id, or the
 text fingerprint for rows without one) keeps a thread in a single fold.
@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secmine.detect.texts import DEFAULT_MAX_CHARS, canonical_text, text_hash, thread_text
+from secmine.errors import SecmineError
+from secmine.text import DEFAULT_MAX_CHARS, canonical_text, text_hash, thread_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -59,7 +60,7 @@ _TRUE = {"1", "true", "yes", "y", "security", "t"}
 _FALSE = {"0", "false", "no", "n", "not_security", "f"}
 
 
-class LabelledError(ValueError):
+class LabelledError(SecmineError, ValueError):
     """Bad labelled data; the message names the file, row and field."""
 
 
@@ -103,7 +104,7 @@ def _row(
     kind: str | None = None,
     weak: bool = False,
 ) -> dict[str, Any]:
-    digest = text_hash(text)
+    digest = text_hash(text.casefold())[:16]  # duplicates differ only in case
     return {
         "uid": f"{source}:{thread_id or digest}",
         "group": thread_id or f"text:{digest}",

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from secmine.errors import SecmineError
+
 SYSTEM_PROMPT = (
     "You classify discussions (issues, pull requests, forum threads) from AI software projects and "
     "Hugging Face model repositories. A discussion is security-related when it reports, asks about or "
@@ -30,7 +32,7 @@ USER_TEMPLATE = "Discussion:\n\"\"\"\n{text}\n\"\"\"\nIs this discussion securit
 _ANSWER_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
-class LLMError(RuntimeError):
+class LLMError(SecmineError, RuntimeError):
     """The endpoint failed or answered something unusable."""
 
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from secmine.detect.models import ModelError, SecurityModel, get_family
-from secmine.detect.texts import DEFAULT_MAX_CHARS
+from secmine.schema import CLASSIFIED_COLUMNS
+from secmine.text import DEFAULT_MAX_CHARS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -27,9 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from secmine.detect.engine import OnnxClassifier
 
 MODEL_CARD = "model_card.json"
-CLASSIFIED_COLUMNS: tuple[str, ...] = (
-    "id", "platform", "kind", "repo", "number", "created_at", "keyword_match", "probability", "label",
-)
 
 
 def read_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -248,25 +246,23 @@ def summarise_classified(classified: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    groups = [((p, k), g) for (p, k), g in classified.groupby(["platform", "kind"], sort=True)]
+    threads = "platform" in classified.columns  # a CSV of texts has no platform, kind or keyword match
+    groups = [((p, k), g) for (p, k), g in classified.groupby(["platform", "kind"], sort=True)] if threads else []
     groups.append((("all", "all"), classified))
     for (platform, kind), group in groups:
         security = group["label"] == 1
-        keyword = group["keyword_match"].astype(bool)
-        rows.append(
-            {
-                "platform": platform,
-                "kind": kind,
-                "threads": len(group),
-                "keyword_match": int(keyword.sum()),
-                "security": int(security.sum()),
-                "security_pct": 100.0 * security.mean() if len(group) else 0.0,
-                "security_and_keyword": int((security & keyword).sum()),
-                "security_without_keyword": int((security & ~keyword).sum()),
-                "keyword_not_security": int((~security & keyword).sum()),
-                "mean_probability": float(group["probability"].mean()) if len(group) else 0.0,
-            }
-        )
+        row: dict[str, Any] = {"platform": platform, "kind": kind, "threads": len(group)}
+        if "keyword_match" in group.columns:
+            row["keyword_match"] = int(group["keyword_match"].astype(bool).sum())
+        row["security"] = int(security.sum())
+        row["security_pct"] = 100.0 * security.mean() if len(group) else 0.0
+        if "keyword_match" in group.columns:
+            keyword = group["keyword_match"].astype(bool)
+            row["security_and_keyword"] = int((security & keyword).sum())
+            row["security_without_keyword"] = int((security & ~keyword).sum())
+            row["keyword_not_security"] = int((~security & keyword).sum())
+        row["mean_probability"] = float(group["probability"].mean()) if len(group) else 0.0
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -276,9 +272,13 @@ def probability_figure(classified: pd.DataFrame, threshold: float) -> Any:
 
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     bins = np.linspace(0, 1, 41)
-    for flag, name, colour in ((True, "keyword match", "tab:red"), (False, "no keyword match", "tab:blue")):
-        part = classified.loc[classified["keyword_match"].astype(bool) == flag, "probability"]
-        ax.hist(part, bins=bins, alpha=0.6, label=f"{name} (n={len(part)})", color=colour)
+    if "keyword_match" in classified.columns:
+        for flag, name, colour in ((True, "keyword match", "tab:red"), (False, "no keyword match", "tab:blue")):
+            part = classified.loc[classified["keyword_match"].astype(bool) == flag, "probability"]
+            ax.hist(part, bins=bins, alpha=0.6, label=f"{name} (n={len(part)})", color=colour)
+    else:
+        ax.hist(classified["probability"], bins=bins, alpha=0.6, label=f"all texts (n={len(classified)})",
+                color="tab:blue")
     ax.axvline(threshold, color="black", lw=0.8, ls="--", label=f"threshold {threshold:g}")
     ax.set_yscale("log")
     ax.set_xlabel("probability of a security discussion")

@@ -11,11 +11,13 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING
 
+from secmine.errors import SecmineError
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-class SplitError(ValueError):
+class SplitError(SecmineError, ValueError):
     """The labelled set cannot be split as asked."""
 
 

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secmine.detect.texts import DEFAULT_MAX_CHARS
+from secmine.text import DEFAULT_MAX_CHARS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from secmine.detect.labelled import LabelledSet
     from secmine.detect.train import Comparison
-
-
-def as_bool(value: Any) -> bool:
-    """A parameter as a bool (papermill passes YAML ``true`` through DVC as the string "true")."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "y", "on"}:
-        return True
-    if text in {"0", "false", "no", "n", "off", "", "none"}:
-        return False
-    raise ValueError(f"{value!r} is not a boolean")
 
 
 def build_labelled(
@@ -81,47 +70,62 @@ def run_train_stage(
     figures_dir: str | os.PathLike[str],
     metrics_path: str | os.PathLike[str],
     train_params: dict[str, Any],
-    keyword_set: str = "paper",
-    extra_keywords: str = "",
+    keywords: Sequence[str] | None = None,
     word_boundary: bool = True,
     replication_root: str | os.PathLike[str] | None = None,
     security_labels: str | os.PathLike[str] | None = None,
+    user_csv: str | os.PathLike[str] | None = None,
+    data: str | os.PathLike[str] | None = None,
     log: Any = print,
 ) -> tuple[LabelledSet, Comparison]:
-    """The whole ``train`` stage with the ``train`` block of params.yaml."""
+    """The whole ``train`` stage with the ``train`` params (every key of the block, typed).
+
+    ``keywords``: the keyword family's keywords (the ``keywords`` stage's, default the paper's);
+    ``data``: one labelled file (CSV with text and label columns, or a labelled Parquet) instead of
+    assembling the labelled set from ``sources``."""
     from secmine.detect.keywords import parse_keywords
     from secmine.detect.train import settings_from_params, train_labelled
 
     p = dict(train_params)
-    max_chars = int(p.get("max_chars", DEFAULT_MAX_CHARS))
-    seed = int(p.get("seed", 42))
-    labelled = build_labelled(
-        corpus=corpus,
-        keywords_path=keywords_path,
-        sources=str(p.get("sources", "replication_coded,security_labels,replication_labels,weak_negatives")),
-        replication_root=replication_root,
-        security_labels=security_labels,
-        user_csv=p.get("user_csv") or None,
-        text_column=str(p.get("text_column", "text")),
-        label_column=str(p.get("label_column", "label")),
-        id_column=str(p.get("id_column", "id")),
-        n_weak_negatives=int(p.get("weak_negatives", 0)),
-        seed=seed,
-        max_chars=max_chars,
-    )
+    max_chars = int(p["max_chars"])
+    seed = int(p["seed"])
+    if data is not None:
+        from secmine.detect.labelled import read_labelled_file
+
+        labelled = read_labelled_file(
+            data, text_column=str(p["text_column"]), label_column=str(p["label_column"]),
+            id_column=str(p["id_column"]), max_chars=max_chars,
+        )
+    else:
+        labelled = build_labelled(
+            corpus=corpus,
+            keywords_path=keywords_path,
+            sources=str(p["sources"]),
+            replication_root=replication_root,
+            security_labels=security_labels,
+            user_csv=user_csv,
+            text_column=str(p["text_column"]),
+            label_column=str(p["label_column"]),
+            id_column=str(p["id_column"]),
+            n_weak_negatives=int(p["weak_negatives"]),
+            seed=seed,
+            max_chars=max_chars,
+        )
     for note in labelled.notes:
         log(note)
-    settings = settings_from_params(p, keywords=parse_keywords(keyword_set, extra_keywords), word_boundary=word_boundary)
+    settings = settings_from_params(
+        p, keywords=tuple(keywords) if keywords is not None else parse_keywords("paper"), word_boundary=word_boundary
+    )
     comparison = train_labelled(
         labelled,
         model_dir=model_dir,
         settings=settings,
-        families=str(p.get("families", "keyword,tfidf_logreg,tfidf_svm,embed_logreg,transformer")),
-        test_size=float(p.get("test_size", 0.2)),
-        n_folds=int(p.get("n_folds", 5)),
-        n_trials=int(p.get("n_trials", 10)),
-        transformer_trials=int(p.get("transformer_trials", 1)),
-        n_boot=int(p.get("bootstrap", 1000)),
+        families=str(p["families"]),
+        test_size=float(p["test_size"]),
+        n_folds=int(p["n_folds"]),
+        n_trials=int(p["n_trials"]),
+        transformer_trials=int(p["transformer_trials"]),
+        n_boot=int(p["bootstrap"]),
         max_chars=max_chars,
         tables_dir=tables_dir,
         figures_dir=figures_dir,
@@ -147,6 +151,8 @@ def run_classify_stage(
     num_threads: int = 2,
     engine: str = "auto",
     exactness_sample: int = 1000,
+    text_column: str = "text",
+    id_column: str = "id",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics.
@@ -165,6 +171,7 @@ def run_classify_stage(
     classified = classify_file(
         model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
         chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress,
+        text_column=text_column, id_column=id_column,
     )
     summary = summarise_classified(classified)
     check = None
@@ -175,7 +182,7 @@ def run_classify_stage(
         from secmine.detect.engine import exactness_check
         from secmine.detect.predict import card_max_chars
 
-        inputs = load_inputs(corpus, max_chars=card_max_chars(card))
+        inputs = load_inputs(corpus, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
         picks = np.unique(np.linspace(0, len(inputs) - 1, min(exactness_sample, len(inputs))).astype(int))
         sample = inputs.iloc[picks]
         probability = classified.set_index("id").loc[sample["id"], "probability"].to_numpy()
@@ -196,9 +203,8 @@ def run_classify_stage(
                 "threads": int(total["threads"]),
                 "security": int(total["security"]),
                 "security_pct": round(float(total["security_pct"]), 4),
-                "keyword_match": int(total["keyword_match"]),
-                "security_without_keyword": int(total["security_without_keyword"]),
-                "keyword_not_security": int(total["keyword_not_security"]),
+                **{key: int(total[key]) for key in ("keyword_match", "security_without_keyword",
+                                                     "keyword_not_security") if key in total.index},
                 "engine": resolved,
                 **({"engine_check": check} if check is not None else {}),
             },

@@ -345,7 +345,7 @@ def model_card(comparison: Comparison, result: FamilyResult, extra: dict[str, An
             else {},
         },
         "text": {
-            "representation": "secmine.detect.texts.canonical_text: title, body and comments flattened, "
+            "representation": "secmine.text.canonical_text: title, body and comments flattened, "
             "whitespace folded, cut at max_chars",
             "max_chars": int((extra or {}).get("max_chars", 0)) or None,
         },
@@ -375,9 +375,7 @@ def save_model(
     scored on them and the card records the engine ``secmine classify --engine auto`` runs.
     """
     from secmine.detect.engine import EngineError, export_engines, onnxruntime_available, validate_engines
-    from secmine.io import write_json
-
-    from secmine.io import atomic_dir
+    from secmine.io import atomic_dir, write_json
 
     card = dict(card)
     with atomic_dir(directory) as staging:
@@ -529,8 +527,8 @@ def train_labelled(
 ) -> Comparison:
     """Split, compare, report and save the best model (the whole ``train`` stage after assembly)."""
     from secmine import io
-    from secmine.detect.splits import assign_splits
     from secmine.detect.models.transformer import configure_torch
+    from secmine.detect.splits import assign_splits
 
     configure_torch(settings.seed, settings.num_threads)
     frame = assign_splits(labelled.frame, test_size=test_size, n_folds=n_folds, seed=settings.seed)

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from secmine.codebook import THEME_ORDER, CodeType
+from secmine.errors import SecmineError
+from secmine.schema import GH_DISCUSSION, GH_ISSUE, HF_DISCUSSION, PAPER_SOURCES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -44,11 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
 Level = Literal["code", "sub_theme", "theme"]
 LEVELS: tuple[Level, ...] = ("code", "sub_theme", "theme")
 
-# The replication package's three sources.
-HF_DISCUSSION = "HF Discussion"
-GH_ISSUE = "GH Issue"
-GH_DISCUSSION = "GH Discussion"
-SOURCE_NAMES: tuple[str, ...] = (HF_DISCUSSION, GH_ISSUE, GH_DISCUSSION)
+# The replication package's three sources (secmine.schema holds the vocabulary).
+SOURCE_NAMES: tuple[str, ...] = PAPER_SOURCES
 
 # Platform groups: column name -> the sources it pools.
 PLATFORM_GROUPS: dict[str, tuple[str, ...]] = {
@@ -73,7 +72,7 @@ GROUP_LABELS: dict[str, str] = {
 }
 
 
-class CountingError(ValueError):
+class CountingError(SecmineError, ValueError):
     """The posts and mentions given to a counting function do not fit together."""
 
 
@@ -353,7 +352,6 @@ def theme_balance(posts: pd.DataFrame, mentions: pd.DataFrame, codebook: Codeboo
     solutions_per_issue`` (solution mentions of the theme per issue mention of the theme).
     """
     import numpy as np
-
     import pandas as pd
 
     check_sample(posts, mentions, codebook)

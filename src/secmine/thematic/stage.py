@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from secmine import config
 from secmine.codebook import Codebook, CodebookError
+from secmine.errors import SecmineError
 from secmine.replication import POSTS_FILE, CodedSample, ReplicationError, load_coded_sample, load_posts
 from secmine.thematic import counting, figures, paper, tables
 
@@ -37,16 +38,8 @@ METRICS_NAME = "thematic.json"
 FIGURES_SUBDIR = "thematic"
 
 
-class ThematicInputError(ValueError):
+class ThematicInputError(SecmineError, ValueError):
     """A parameter of the stage names a file that cannot be used."""
-
-
-def as_bool(value: Any) -> bool:
-    """A boolean parameter as papermill/DVC pass it (see :func:`secmine.config.as_bool`)."""
-    try:
-        return config.as_bool(value)
-    except ValueError as exc:
-        raise ThematicInputError(str(exc)) from None
 
 
 def _is_default(value: str | os.PathLike[str] | None) -> bool:
@@ -212,9 +205,12 @@ def run(
     texts: str | os.PathLike[str] | None = None,
     *,
     out_dir: str | os.PathLike[str] | None = "reports",
-    multiplicity: bool | str = True,
+    multiplicity: bool = True,
     root: str | os.PathLike[str] | None = None,
     close_figures: bool = False,
+    tables_dir: str | os.PathLike[str] | None = None,
+    figures_dir: str | os.PathLike[str] | None = None,
+    metrics_path: str | os.PathLike[str] | None = None,
 ) -> ThematicResult:
     """Run the stage: load and check, count, build and (when ``out_dir`` is given) write every
     table, figure and the metrics.  ``multiplicity``: see :mod:`secmine.thematic.counting`."""
@@ -223,27 +219,26 @@ def run(
 
     from secmine.io import write_json
 
-    steps = tqdm(total=4, desc="thematic", unit="step")
-    sample = load_inputs(coded_sample, codebook, texts, root=root)
-    steps.update()
-    counts = counting.count_sample(sample, multiplicity=as_bool(multiplicity))
-    comparison = paper.compare_with_paper(counts, sample.codebook)
-    built = tables.build_tables(counts, sample.codebook, comparison=comparison, warnings=sample.warnings)
-    metrics = build_metrics(sample, counts, comparison)
-    steps.update()
-    figs = figures.build_figures(counts)
-    steps.update()
-    written: list[Path] = []
-    if out_dir is not None:
-        paths = output_paths(out_dir)
-        written += tables.write_tables(built, paths["tables"], sample.codebook)
-        written += figures.write_figures(figs, paths["figures"])
-        written.append(write_json(paths["metrics"], metrics))
-    steps.update()
-    steps.close()
-    if close_figures:
-        for fig in figs.values():
-            plt.close(fig)
+    with tqdm(total=4, desc="thematic", unit="step", leave=False) as steps:
+        sample = load_inputs(coded_sample, codebook, texts, root=root)
+        steps.update()
+        counts = counting.count_sample(sample, multiplicity=bool(multiplicity))
+        comparison = paper.compare_with_paper(counts, sample.codebook)
+        built = tables.build_tables(counts, sample.codebook, comparison=comparison, warnings=sample.warnings)
+        metrics = build_metrics(sample, counts, comparison)
+        steps.update()
+        figs = figures.build_figures(counts)
+        steps.update()
+        written: list[Path] = []
+        if out_dir is not None or tables_dir is not None:
+            paths = output_paths(out_dir or ".")
+            written += tables.write_tables(built, Path(tables_dir or paths["tables"]), sample.codebook)
+            written += figures.write_figures(figs, Path(figures_dir or paths["figures"]))
+            written.append(write_json(metrics_path or paths["metrics"], metrics))
+        steps.update()
+        if close_figures:
+            for fig in figs.values():
+                plt.close(fig)
     return ThematicResult(sample, counts, comparison, built, figs, metrics, sorted(written))
 
 
@@ -252,7 +247,6 @@ __all__ = [
     "ReplicationError",
     "ThematicInputError",
     "ThematicResult",
-    "as_bool",
     "build_metrics",
     "load_inputs",
     "output_paths",

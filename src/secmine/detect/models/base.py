@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from secmine.detect.keywords import PAPER_KEYWORDS
+from secmine.errors import SecmineError
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -71,7 +72,7 @@ class ModelSettings:
         return cls(**known)
 
 
-class ModelError(RuntimeError):
+class ModelError(SecmineError, RuntimeError):
     """A model cannot be built, trained, saved or loaded; the message says why and what to do."""
 
 

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from secmine.detect.models.base import ModelError, ModelSettings, SecurityModel, check_training_data, ensure_dir, sigmoid
+from secmine.detect.models.base import (
+    ModelError,
+    ModelSettings,
+    SecurityModel,
+    check_training_data,
+    ensure_dir,
+    sigmoid,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna

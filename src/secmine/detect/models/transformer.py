@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from secmine.detect.models.base import ModelError, ModelSettings, SecurityModel, check_training_data, ensure_dir
+from secmine.detect.models.base import (
+    ModelError,
+    ModelSettings,
+    SecurityModel,
+    check_training_data,
+    ensure_dir,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna

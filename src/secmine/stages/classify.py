@@ -1,0 +1,81 @@
+"""Stage ``classify``: the trained model applied to every thread.
+
+Inference streams the input in chunks, each checkpointed atomically (a killed run resumes); a
+transformer runs on the engine the train stage validated (ONNX Runtime int8 when its test MCC is within
+``train.engine_tolerance`` of PyTorch's, else the exact fp32 graph).  The input may be any thread file
+(a corpus, JSON lines in the snapshot schema, or a CSV with ``id`` and ``text`` columns); a ``.csv``
+output holds ``id, probability, label``, a ``.parquet`` output the classified threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from secmine.stages.contract import StageParams, StagePaths, cache_path, input_path, output_path, stage_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+STAGE = "classify"
+
+
+@dataclass(frozen=True)
+class Params(StageParams):
+    stage = STAGE
+    chunk_size: int = 2000  # threads per checkpointed chunk
+    num_threads: int = 2
+    engine: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
+    exactness_sample: int = 1000  # with int8: threads also run exactly (fp32), agreement in the metrics
+    text_column: str = "text"  # of a CSV input
+    id_column: str = "id"  # of a CSV input
+
+
+@dataclass(frozen=True)
+class Paths(StagePaths):
+    stage = STAGE
+    model_dir: Path = input_path(made_by="train", help="a saved model (any family)")
+    input: Path = input_path(made_by="collect", help="the threads: corpus, JSON lines or CSV")
+    keywords: Path | None = input_path(optional=True, made_by="keywords", help="keyword matches of the input")
+    output: Path = output_path(help="classified threads (.parquet) or id, probability, label (.csv)")
+    tables_dir: Path = output_path()
+    figures_dir: Path = output_path()
+    metrics: Path = output_path()
+    checkpoint_dir: Path = cache_path(help="finished chunks (a killed run resumes)")
+
+    belongs_to: ClassVar[dict[str, str]] = {"keywords": "input"}
+
+
+@dataclass(frozen=True)
+class Result:
+    classified: pd.DataFrame
+    summary: pd.DataFrame
+
+
+@stage_run
+def run(params: Params, paths: Paths) -> Result:
+    from secmine.detect.stage import run_classify_stage
+
+    classified, summary = run_classify_stage(
+        model_dir=paths.model_dir,
+        corpus=paths.input,
+        keywords_path=paths.keywords,
+        output=paths.output,
+        checkpoint_dir=paths.checkpoint_dir,
+        tables_dir=paths.tables_dir,
+        figures_dir=paths.figures_dir,
+        metrics_path=paths.metrics,
+        chunk_size=params.chunk_size,
+        num_threads=params.num_threads,
+        engine=params.engine,
+        exactness_sample=params.exactness_sample,
+        text_column=params.text_column,
+        id_column=params.id_column,
+    )
+    return Result(classified=classified, summary=summary)
+
+
+def summary(result: Result) -> str:
+    """What the command line prints after a run."""
+    return f"{len(result.classified):,} rows, {int(result.classified['label'].sum()):,} labelled security"

@@ -1,0 +1,116 @@
+"""Stage ``train``: the labelled set, a fair comparison of classifier families, the best model saved.
+
+The labelled set is assembled from ``sources`` (the replication package's coded posts, the snapshot's
+security labels, the paper's labelled ids, a seeded sample of threads that match no keyword) — or read
+from one labelled file (``data``: a CSV with text and label columns, or the stage's labelled Parquet).
+Every family is scored on the same grouped folds and held-out test split; the best by
+cross-validated MCC is saved to ``model_dir`` with its card and, for a transformer, its ONNX engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    from secmine.detect.labelled import LabelledSet
+    from secmine.detect.train import Comparison
+
+STAGE = "train"
+
+
+@dataclass(frozen=True)
+class Params(StageParams):
+    stage = STAGE
+    sources: str = "replication_coded,security_labels,replication_labels,weak_negatives"
+    weak_negatives: int = 300
+    text_column: str = "text"
+    label_column: str = "label"
+    id_column: str = "id"
+    max_chars: int = 4000
+    seed: int = 42
+    test_size: float = 0.2
+    n_folds: int = 3
+    families: str = "keyword,tfidf_logreg,tfidf_svm,embed_logreg,transformer,llm_zero_shot,llm_few_shot"
+    n_trials: int = 10
+    transformer_trials: int = 1
+    threshold: float = 0.5
+    bootstrap: int = 1000
+    num_threads: int = 2
+    encoder: str = "minilm"
+    backbone: str = "minilm"
+    max_length: int = 256
+    batch_size: int = 8
+    epochs: float = 1.0
+    max_epochs: int = 2
+    learning_rate: float = 2.0e-4
+    engine_tolerance: float = 0.01
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_shots: int = 4
+
+
+@dataclass(frozen=True)
+class Paths(StagePaths):
+    stage = STAGE
+    corpus: Path = input_path(made_by="collect")
+    keywords: Path = input_path(made_by="keywords", help="keyword matches (and the keywords the keyword family uses)")
+    replication_dir: Path = input_path(made_by="secmine external-link")
+    security_labels: Path = input_path(made_by="secmine external-link")
+    user_csv: Path | None = input_path(optional=True, help='a labelled CSV for the source "user"')
+    data: Path | None = input_path(optional=True, help="one labelled file instead of assembling the sources")
+    model_dir: Path = output_path(help="the best model, its card and engines")
+    labelled: Path = output_path(help="the labelled set with splits (Parquet)")
+    predictions: Path = output_path(help="fold and test predictions of every family (Parquet)")
+    tables_dir: Path = output_path()
+    figures_dir: Path = output_path()
+    metrics: Path = output_path()
+
+    # With one labelled file, the corpus and the assembled sources are not read.
+    def needed_inputs(self) -> dict[str, Path]:
+        if self.data is not None:
+            return {"data": self.data}
+        return self.inputs()
+
+
+@dataclass(frozen=True)
+class Result:
+    labelled: LabelledSet
+    comparison: Comparison
+
+
+@stage_run
+def run(params: Params, paths: Paths) -> Result:
+    from secmine.detect.stage import run_train_stage
+
+    keywords = None
+    if paths.data is None or paths.keywords.exists():
+        from secmine.detect.keywords import read_settings
+
+        keywords = read_settings(paths.keywords)
+    labelled, comparison = run_train_stage(
+        corpus=paths.corpus,
+        keywords_path=paths.keywords,
+        model_dir=paths.model_dir,
+        labelled_out=paths.labelled,
+        predictions_out=paths.predictions,
+        tables_dir=paths.tables_dir,
+        figures_dir=paths.figures_dir,
+        metrics_path=paths.metrics,
+        train_params=params.as_dict(),
+        keywords=keywords["keywords"] if keywords else None,
+        word_boundary=keywords["word_boundary"] if keywords else True,
+        replication_root=paths.replication_dir,
+        security_labels=paths.security_labels,
+        user_csv=paths.user_csv,
+        data=paths.data,
+    )
+    return Result(labelled=labelled, comparison=comparison)
+
+
+def summary(result: Result) -> str:
+    """What the command line prints after a run."""
+    return result.comparison.display_table().to_string(index=False)
