@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx2
 
 from secmine.collect.live import Credentials, LiveConfig, crawl, replay
-from secmine.collect.testing import FakeAPI, FakeData, github_repo_data
+from secmine_testing.fake_api import FakeAPI, FakeData, github_repo_data
 
 TARGET = 50.0
 REPO = "bench/llm-app"

@@ -7,7 +7,6 @@ import pytest
 
 from secmine.collect.http import (
     CollectTransport,
-    FakeClock,
     FetchError,
     RetryPolicy,
     TokenError,
@@ -16,7 +15,8 @@ from secmine.collect.http import (
     retry_after_seconds,
     tokens_from_env,
 )
-from secmine.collect.testing import FakeAPI, FakeData, github_repo_data
+from secmine_testing.clock import FakeClock
+from secmine_testing.fake_api import FakeAPI, FakeData, github_repo_data
 
 QUERY = {
     "query": "query RepoIssues { rateLimit { cost } repository { issues(first: 5, orderBy: {field: UPDATED_AT, direction: ASC}) { nodes { number } } } }"

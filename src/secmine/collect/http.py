@@ -18,7 +18,8 @@ so the GitHub client and ``HfApi`` go through the same code:
 * **Archive.**  Each final answer (not the failed attempts) is handed to a recorder, which writes
   it to the run's archive; the ``Authorization`` header is never recorded.
 
-Time is read and slept through a :class:`Clock`, so tests can run a rate-limit wait instantly.
+Time is read and slept through a :class:`Clock`, so tests can run a rate-limit wait instantly
+(``secmine_testing.clock.FakeClock``).
 """
 
 from __future__ import annotations
@@ -93,25 +94,6 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
-
-
-class FakeClock(Clock):
-    """A clock whose ``sleep`` only moves time forward (for tests and benchmarks)."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self._now = time.time() if start is None else start
-        self.slept: list[float] = []
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.slept.append(seconds)
-            if seconds > 0:
-                self._now += seconds
 
 
 @dataclass

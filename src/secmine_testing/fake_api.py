@@ -1,5 +1,7 @@
 """A fake Hugging Face + GitHub API on 127.0.0.1, for tests and benchmarks (real HTTP).
 
+A test double: it lives in ``secmine_testing``, outside the product package ``secmine``.
+
 It speaks the endpoints the collectors use, with pagination and rate-limit headers:
 
 * Hub: ``GET /api/{models,datasets,spaces}`` (``Link`` pagination), ``GET /api/models/{id}``
