@@ -19,7 +19,7 @@ so the GitHub client and ``HfApi`` go through the same code:
   it to the run's archive; the ``Authorization`` header is never recorded.
 
 Time is read and slept through a :class:`Clock`, so tests can run a rate-limit wait instantly
-(``secmine_testing.clock.FakeClock``).
+(tests use a fake clock from the separate test-double package).
 """
 
 from __future__ import annotations
