@@ -133,3 +133,23 @@ def test_cli_reports_an_unknown_code_and_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "row 2, field 'issue': unknown issue code 'Data leek'" in result.output
     assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("body", ["", "\n\n", ",,,\n"])
+def test_a_coded_csv_without_posts_is_an_error_and_writes_nothing(tmp_path: Path, body: str) -> None:
+    """A header-only coded sample would overwrite every RQ2/RQ3 table with zeros: it is refused."""
+    path = _coded(tmp_path, body)
+    with pytest.raises(ReplicationError, match=rf"{path}.*no coded posts"):
+        load_inputs(path, CODEBOOK, "none")
+    reports = tmp_path / "reports"
+    (reports / "tables").mkdir(parents=True)
+    (reports / "tables" / "rq2_issue_taxonomy.csv").write_text("old\n")
+    result = CliRunner().invoke(
+        app,
+        ["thematic", "--coded", str(path), "--codebook", str(CODEBOOK), "--texts", "none",
+         "--out-dir", str(reports)],
+    )
+    assert result.exit_code == 2
+    assert "no coded posts" in result.output
+    assert [p.name for p in reports.rglob("*") if p.is_file()] == ["rq2_issue_taxonomy.csv"]
+    assert (reports / "tables" / "rq2_issue_taxonomy.csv").read_text() == "old\n"
