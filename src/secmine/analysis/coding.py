@@ -661,11 +661,15 @@ def read_decisions(path: str | os.PathLike[str], codebook: Codebook) -> dict[tup
     path = Path(path)
     if not path.is_file():
         raise CodingError(f"{path}: file not found")
+    from secmine.inputs import InputError, read_csv
+
     try:
         if path.suffix.lower() in {".xlsx", ".xlsm"}:
             frame = pd.read_excel(path, dtype=object, engine="openpyxl")
         else:
-            frame = pd.read_csv(path, dtype=object, keep_default_na=False)
+            frame = read_csv(path, what="decisions CSV", dtype=object, keep_default_na=False)
+    except InputError as exc:
+        raise CodingError(str(exc)) from None
     except Exception as exc:
         raise CodingError(f"{path}: unreadable decisions file ({type(exc).__name__}: {exc})") from exc
     missing = [c for c in ("source", "post_id", "type", "code", "decision") if c not in frame.columns]

@@ -168,7 +168,9 @@ def register(app: typer.Typer) -> None:
         from secmine.analysis.data import thread_texts
 
         try:
-            frame = pd.read_csv(sample, dtype={"post_id": str, "id": str}, keep_default_na=False)
+            from secmine.inputs import read_csv
+
+            frame = read_csv(sample, what="sample CSV", dtype={"post_id": str, "id": str}, keep_default_na=False)
             texts = None
             if "text" not in frame.columns:
                 texts = thread_texts(corpus, frame["id"])

@@ -177,13 +177,16 @@ def classify_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Classify threads or texts with a saved model (any family); one output row per input row."""
+    from secmine.detect.models.base import ModelError
     from secmine.detect.predict import classify_file
+    from secmine.inputs import one_line_errors
 
-    result = classify_file(
-        model_dir, input, output, text_column=text_column, id_column=id_column, keywords_path=keywords,
-        checkpoint_dir=checkpoint_dir, chunk_size=chunk_size, threshold=threshold, num_threads=num_threads,
-        engine=engine, progress=progress,
-    )
+    with one_line_errors(ModelError):
+        result = classify_file(
+            model_dir, input, output, text_column=text_column, id_column=id_column, keywords_path=keywords,
+            checkpoint_dir=checkpoint_dir, chunk_size=chunk_size, threshold=threshold, num_threads=num_threads,
+            engine=engine, progress=progress,
+        )
     typer.echo(f"{output}: {len(result)} rows, {int(result['label'].sum())} labelled security")
 
 
