@@ -83,8 +83,10 @@ def sheets(tmp_path_factory: pytest.TempPathFactory, codebook: Codebook) -> dict
 
 def test_sheet_layout_dropdowns_and_text_limits(sheets: dict[str, Path], codebook: Codebook) -> None:
     workbook = openpyxl.load_workbook(sheets["template"])
-    assert workbook.sheetnames == ["instructions", "coding", "codebook", "lists"]
-    assert workbook["lists"].sheet_state == "hidden"
+    assert workbook.sheetnames == ["instructions", "coding", "codebook", "lists", "posts"]
+    assert workbook["lists"].sheet_state == "hidden" and workbook["posts"].sheet_state == "hidden"
+    exported = [tuple(c.value for c in row) for row in workbook["posts"].iter_rows(min_row=2)]
+    assert exported == [("GH Issue", f"o/r-{n}") for n in range(1, 5)]
     sheet = workbook["coding"]
     headers = [c.value for c in sheet[1]]
     assert headers[:6] == ["post_id", "source", "thread_id", "url", "text", "text_cut"]

@@ -244,6 +244,8 @@ def register(app: typer.Typer) -> None:
             write_mapped(result.coded, out)
         except ValueError as exc:
             _fail(exc)
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}")
         typer.echo(f"wrote {out} ({len(result.coded)} posts, {result.applied} decisions applied)")
         typer.echo(
             f"use it in params.yaml: thematic.coded_sample: {out} (and thematic.texts: the sample CSV)"
