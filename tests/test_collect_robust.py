@@ -13,6 +13,7 @@ import errno
 import gzip
 import json
 import os
+import re
 import signal
 import threading
 from datetime import datetime, timedelta, timezone
@@ -131,11 +132,13 @@ def test_a_null_node_is_refetched_not_skipped(world: FakeData, tmp_path: Path) -
         assert all(f.times == 0 for f in api.faults)
     run_replay(tmp_path / "archive", _outputs(tmp_path))
     assert corpus_threads(tmp_path / "corpus") == expected_threads(world)
-    for record in _answers(tmp_path / "archive"):
-        assert "null node" not in json.dumps(record.get("json")), record["url"]
-        assert not (record.get("json") or {}).get("errors") or all(
-            e.get("type") == "NOT_FOUND" for e in record["json"]["errors"]
-        )
+    graphql = [r for r in _answers(tmp_path / "archive") if r["url"].endswith("/graphql")]
+    assert graphql
+    for record in graphql:
+        nodes = record["json"]["data"]["repository"]
+        for connection in (nodes or {}).values():
+            assert None not in (connection or {}).get("nodes", []), record["request"]["operationName"]
+        assert all(e.get("type") == "NOT_FOUND" for e in record["json"].get("errors") or [])
 
 
 def test_a_null_node_that_persists_stops_the_crawl_naming_the_url(world: FakeData, tmp_path: Path) -> None:
@@ -204,8 +207,9 @@ def test_a_lasting_html_answer_stops_naming_the_url(world: FakeData, tmp_path: P
         api.add_fault("html", "/api/models", times=1000)
         with pytest.raises(FetchError) as info:
             _crawl(api, tmp_path / "archive")
+        url = api.url
     message = str(info.value)
-    assert f"GET {api.url}/api/models" in message and "HTML" in message
+    assert f"GET {url}/api/models" in message and "HTML" in message
     assert "rerun" in message  # the fix
 
 
@@ -368,7 +372,7 @@ def test_a_full_disk_is_reported_not_hidden_and_the_crawl_resumes(
         with pytest.raises(CollectError) as info:
             crawl(tmp_path / "archive", config, credentials=_credentials(), clock=FakeClock(0), progress=False)
         message = str(info.value)
-        assert "No space left on device" in message and "responses.jsonl.gz.partial" in message
+        assert re.search(r"/archive/runs/0001/(responses\.jsonl\.gz\.partial|checkpoint\.json): No space left", message)
         assert "\n" not in message and "rerun" in message
         state["full"] = False
         result = crawl(
@@ -391,13 +395,13 @@ def test_collect_reset_discards_the_unfinished_run(world: FakeData, tmp_path: Pa
         assert unfinished is not None
         # other parameters now: the error names the command that discards the run
         with pytest.raises(CollectError, match=rf"secmine collect-reset --archive-dir {archive}"):
-            _crawl(api, archive, page_size=5)
+            _crawl(api, archive, grow_after=3)
         result = CliRunner().invoke(app, ["collect-reset", "--archive-dir", str(archive)])
         assert result.exit_code == 0, result.output
         assert unfinished.name in result.output
         assert Archive(archive).unfinished() is None and not unfinished.folder.exists()
         api.faults.clear()
-        _crawl(api, archive, page_size=5)
+        _crawl(api, archive, grow_after=3)
         again = CliRunner().invoke(app, ["collect-reset", "--archive-dir", str(archive)])
         assert again.exit_code == 0 and "nothing to discard" in again.output
     run_replay(archive, _outputs(tmp_path))
@@ -442,6 +446,6 @@ def test_a_timed_out_page_replays_to_the_same_corpus(world: FakeData, tmp_path: 
 def test_archive_reader_names_file_and_record_of_a_truncated_archive(tmp_path: Path) -> None:
     path = tmp_path / "responses.jsonl.gz"
     data = gzip.compress(b'{"n": 0}\n', mtime=0) + gzip.compress(b'{"n": 1}\n', mtime=0)
-    path.write_bytes(data[:-7])
-    with pytest.raises(CollectError, match=rf"{path}: .*record 1"):
+    path.write_bytes(data[:-15])  # the second record is cut
+    with pytest.raises(CollectError, match=rf"{path}: the archive is truncated after 1 complete record"):
         list(read_records(path))

@@ -49,7 +49,8 @@ def check_utf8(path: Path, data: bytes, *, what: str = "file") -> None:
         except UnicodeDecodeError:
             pass
         raise InputError(
-            f"{path}, line {line}: the {what} is not UTF-8: byte 0x{byte:02x} at column {column}{hint}; {UTF8_FIX}"
+            f"{path}, line {line}: the {what} is not UTF-8: byte 0x{byte:02x} at column {column}{hint}; "
+            f"{UTF8_FIX}"
         ) from None
 
 
@@ -79,22 +80,22 @@ def read_csv(
             raise InputError(f"{path}: damaged or truncated gzip file ({_first_line(str(exc))})") from None
     check_utf8(path, data.removeprefix(b"\xef\xbb\xbf"), what=what)
     expected = f" ({', '.join(required)})" if required else ""
+    empty = f"{path}: the {what} is empty (no header row); write the header line{expected} first"
     if not data.removeprefix(b"\xef\xbb\xbf").strip():
-        raise InputError(f"{path}: the {what} is empty (no header row); write the header line{expected} first")
+        raise InputError(empty)
     kwargs.setdefault("encoding", "utf-8-sig")
     kwargs.pop("compression", None)
     try:
         frame = pd.read_csv(io.BytesIO(data), **kwargs)
     except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: the {what} is empty (no header row); write the header line{expected} first") from None
+        raise InputError(empty) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise InputError(f"{path}: not a readable {what} ({_first_line(str(exc))})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise InputError(
-            f"{path}, line 1: missing column(s) {', '.join(repr(c) for c in missing)} (found {list(frame.columns)})"
-        )
+        names = ", ".join(repr(c) for c in missing)
+        raise InputError(f"{path}, line 1: missing column(s) {names} (found {list(frame.columns)})")
     return frame
 
 

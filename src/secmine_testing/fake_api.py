@@ -356,7 +356,8 @@ class FakeAPI:
         with self._lock:
             key = (api, token or "")
             if key not in self._windows:
-                self._windows[key] = _Window(self.hf_limit if api == "hf" else self.github_limit, self.window, now)
+                limit = self.hf_limit if api == "hf" else self.github_limit
+                self._windows[key] = _Window(limit, self.window, now)
             window = self._windows[key]
             window.roll(now)
             return window
@@ -509,15 +510,18 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "503":
             self._send(503, b"<html>503 Service Unavailable</html>", "text/html", {"retry-after": "1"})
         elif fault.kind == "html":
-            self._send(200, b"<!DOCTYPE html><html><body>Unicorn! We are having trouble.</body></html>", "text/html; charset=utf-8")
+            page = b"<!DOCTYPE html><html><body>Unicorn! We are having trouble.</body></html>"
+            self._send(200, page, "text/html; charset=utf-8")
         elif fault.kind == "empty":
             self._send(200, b"", "application/json; charset=utf-8")
         elif fault.kind == "data_null":
-            self._json(200, {"data": None, "errors": [{"type": "INTERNAL", "message": "Something went wrong."}]})
+            error = {"type": "INTERNAL", "message": "Something went wrong."}
+            self._json(200, {"data": None, "errors": [error]})
         elif fault.kind == "timeout":
             self._json(502, {"data": None, "errors": [{"message": GITHUB_TIMEOUT_MESSAGE}]})
         elif fault.kind == "timeout_error":
-            self._json(200, {"data": None, "errors": [{"message": "The query timed out: it asks for too much at once."}]})
+            error = {"message": "The query timed out: it asks for too much at once."}
+            self._json(200, {"data": None, "errors": [error]})
         elif fault.kind == "secondary":
             self._json(
                 403,

@@ -430,8 +430,8 @@ def read_coding_sheet(
             formula = formulas.get((excel_row, index))
             if formula is not None and values[index] is None:
                 errors.append(
-                    f"{where}, field {header!r}: a formula ({formula[:60]}) with no saved value; type the code "
-                    "itself or paste the cell as a value"
+                    f"{where}, field {header!r}: a formula ({formula[:60]}) with no saved value; type the "
+                    "code itself or paste the cell as a value"
                 )
                 continue
             for label in codebook.split_labels(values[index]):

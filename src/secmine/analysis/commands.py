@@ -162,8 +162,6 @@ def register(app: typer.Typer) -> None:
         slots: Annotated[int, typer.Option(help="Code columns per type.")] = 6,
     ) -> None:
         """Export a sample as an XLSX coding sheet (drop-down codes, instructions, codebook)."""
-        import pandas as pd
-
         from secmine.analysis.coding import CodingError, load_codebook, sample_for_sheet, write_coding_sheet
         from secmine.analysis.data import thread_texts
 

@@ -1,4 +1,4 @@
-"""``secmine collect``, ``secmine replay`` and ``secmine rehydrate``.
+"""``secmine collect``, ``secmine replay``, ``secmine rehydrate`` and ``secmine collect-reset``.
 
 Defaults come from the ``collect`` block of params.yaml; options override them.  Tokens are read
 from ``GITHUB_TOKEN`` (several, comma-separated, rotate) and ``HF_TOKEN`` only.
@@ -10,6 +10,7 @@ Examples::
     secmine collect --source live --hf-endpoint http://127.0.0.1:8000 --github-endpoint http://127.0.0.1:8000
     secmine replay                                    # rebuild the corpus from the archive, offline
     secmine rehydrate --ids labelled                  # fetch the paper's labelled threads with text
+    secmine collect-reset --archive-dir data/raw/archive   # discard an unfinished run (DVC users)
 """
 
 from __future__ import annotations
@@ -58,7 +59,32 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request otherwise
+
+
+def collect_reset_command(
+    archive_dir: Path = typer.Option(None, help="archive folder (default collect.archive_dir)"),
+    params_file: Path = typer.Option(None, help="params.yaml to read the default archive folder from"),
+) -> None:
+    """Discard the archive's unfinished run (what --restart does), e.g. before `dvc repro`."""
+    from secmine.collect.http import CollectError
+    from secmine.collect.live import reset
+
+    folder = archive_dir or Path(collect_params(params_file)["archive_dir"])
+    try:
+        name = reset(folder)
+    except (CollectError, OSError) as exc:
+        _fail(exc)
+    if name is None:
+        typer.echo(f"{folder}: no unfinished run; nothing to discard")
+    else:
+        typer.echo(f"{folder}: discarded the unfinished run {name}; complete runs and state.json are kept")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("collect-reset")(collect_reset_command)
     @app.command("collect")
     def collect(
         source: str = typer.Option(None, help="snapshot (offline, default) or live (the APIs)"),
@@ -77,7 +103,9 @@ def register(app: typer.Typer) -> None:
         metrics: Path = typer.Option(None, help="metrics JSON (default collect.metrics)"),
         summary: str = typer.Option(None, help="summary table stem (default collect.summary)"),
         params_file: Path = typer.Option(None, help="params.yaml to read defaults from"),
-        restart: bool = typer.Option(False, help="discard an unfinished run with other parameters"),
+        restart: bool = typer.Option(
+            False, help="discard the unfinished run of the archive (also: secmine collect-reset)"
+        ),
         progress: bool = typer.Option(True, help="show progress bars"),
     ) -> None:
         """Build the thread corpus from the snapshot, or crawl Hugging Face and GitHub live."""
@@ -94,7 +122,7 @@ def register(app: typer.Typer) -> None:
             "github_repos": github_repos,
         }
         params.update({k: v for k, v in overrides.items() if v is not None})
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        _logging()
         try:
             result = run_collect(
                 source or params["source"],
@@ -111,7 +139,7 @@ def register(app: typer.Typer) -> None:
                 restart=restart,
                 progress=progress,
             )
-        except (CollectError, FileNotFoundError, ValueError) as exc:
+        except (CollectError, OSError, ValueError) as exc:
             _fail(exc)
         _echo_metrics(result)
 
@@ -137,7 +165,7 @@ def register(app: typer.Typer) -> None:
                 outputs,
                 bots=bot_filter(params["extra_bots"], params["bots_file"] or None),
             )
-        except (CollectError, FileNotFoundError, ValueError) as exc:
+        except (CollectError, OSError, ValueError) as exc:
             _fail(exc)
         _echo_metrics(result)
 
@@ -154,7 +182,7 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(25, help="GitHub threads per GraphQL query"),
         metrics: Path = typer.Option(None, help="metrics JSON (default: none)"),
         params_file: Path = typer.Option(None, help="params.yaml to read defaults from"),
-        restart: bool = typer.Option(False, help="discard an unfinished run with other ids"),
+        restart: bool = typer.Option(False, help="discard the unfinished run of the archive"),
         progress: bool = typer.Option(True, help="show progress bars"),
     ) -> None:
         """Fetch exactly the threads the replication package labels (ids only there) with their text."""
@@ -166,7 +194,7 @@ def register(app: typer.Typer) -> None:
         params.update(
             {k: v for k, v in {"hf_endpoint": hf_endpoint, "github_endpoint": github_endpoint}.items() if v}
         )
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        _logging()
         try:
             wanted = labelled_ids(ids, replication_dir or params["replication_dir"])
             outputs = StageOutputs(out=str(out), metrics=str(metrics) if metrics else None, summary=None)
@@ -180,7 +208,7 @@ def register(app: typer.Typer) -> None:
                 restart=restart,
                 progress=progress,
             )
-        except (CollectError, FileNotFoundError, ValueError) as exc:
+        except (CollectError, OSError, ValueError) as exc:
             _fail(exc)
         typer.echo(
             json.dumps(
