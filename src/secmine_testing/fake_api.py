@@ -39,6 +39,7 @@ test can exhaust a budget and "sleep" through the reset instantly.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import random
 import re
@@ -369,6 +370,21 @@ class FakeAPI:
             items = (found or {}).get(kind, [])
             self._index[key] = sorted(items, key=lambda t: (t["updated_at"], t["number"]))
         return self._index[key]
+
+    def repo_comments(self, repo: str) -> list[tuple[str, int, int, dict[str, Any]]]:
+        """Every issue and pull request comment of ``repo``: ``(created_at, number, position, comment)``
+        oldest first (kept with the thread index: clear ``_index`` after changing the data)."""
+        key = (repo.lower(), "_comments")
+        if key not in self._index:
+            every = [
+                (c["created_at"], t["number"], position, c)
+                for kind in ("issue", "pull_request")
+                for t in self.sorted_threads(repo, kind)
+                for position, c in enumerate(t.get("comments") or [])
+            ]
+            every.sort(key=lambda item: item[:3])
+            self._index[key] = every  # type: ignore[assignment]
+        return self._index[key]  # type: ignore[return-value]
 
     def repo_exists(self, repo: str) -> bool:
         return any(k.lower() == repo.lower() for k in self.data.github)
@@ -865,14 +881,9 @@ class _Handler(BaseHTTPRequestHandler):
         repository, oldest first (``sort=created``, ``direction=asc``), ``since`` on update time."""
         api = self.server_api
         since = (query.get("since") or [""])[0]
-        every = []
-        for kind in ("issue", "pull_request"):
-            for t in api.sorted_threads(repo, kind):
-                for position, c in enumerate(t.get("comments") or []):
-                    if since and c["created_at"] < since:
-                        continue
-                    every.append((c["created_at"], t["number"], position, c))
-        every.sort(key=lambda item: item[:3])
+        every = api.repo_comments(repo)
+        if since:
+            every = every[bisect.bisect_left(every, (since,), key=lambda item: item[:1]) :]
         chunk = every[(page - 1) * per_page : page * per_page]
         body = [
             {
