@@ -183,6 +183,8 @@ def test_a_lasting_service_unavailable_fails_the_command(world: FakeData, tmp_pa
         ("html", "/api/models"),
         ("empty", "/discussions"),
         ("empty", "RepoDiscussions"),
+        ("empty", "README.md"),
+        ("html", "README.md"),
     ],
 )
 def test_error_answers_with_status_200_are_retried_and_never_archived(

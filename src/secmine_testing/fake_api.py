@@ -46,6 +46,7 @@ import re
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -282,6 +283,7 @@ class FakeAPI:
         self.hf_list_page = 1000
         self.errors: list[str] = []
         self.faults: list[Fault] = []
+        self.applied: Counter[str] = Counter()  # faults that reached a request, by kind
         self.log: list[Logged] = []
         self.on_request: Callable[[int], None] | None = None
         self._windows: dict[tuple[str, str], _Window] = {}
@@ -298,7 +300,7 @@ class FakeAPI:
         class Handler(_Handler):
             server_api = api
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fakeapi", daemon=True)
         self._thread.start()
@@ -348,6 +350,8 @@ class FakeAPI:
             for fault in self.faults:
                 if fault.times > 0 and (not fault.match or fault.match in path or fault.match == operation):
                     fault.times -= 1
+                    if fault.kind not in MUTATIONS:  # a mutation counts when it changed an answer
+                        self.applied[fault.kind] += 1
                     return fault
         return None
 
@@ -393,6 +397,16 @@ class FakeAPI:
         return next((r for r in self.data.hf.get(repo_type, []) if r["id"] == repo_id), None)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed, timed out) is not an error of the server."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed-ACK stalls)
@@ -430,7 +444,10 @@ class _Handler(BaseHTTPRequestHandler):
         data = payload.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("repository"), dict):
             return payload
+        api = self.server_api
         if kind == "repo_null":
+            with api._lock:
+                api.applied[kind] += 1
             error = {
                 "type": "SERVICE_UNAVAILABLE",
                 "path": ["repository"],
@@ -442,6 +459,8 @@ class _Handler(BaseHTTPRequestHandler):
             if nodes:
                 index = len(nodes) // 2
                 nodes[index] = None
+                with api._lock:
+                    api.applied[kind] += 1
                 error = {
                     "type": "INTERNAL",
                     "path": ["repository", name, "nodes", index],

@@ -121,6 +121,8 @@ def check_answer(request: httpx2.Request, response: httpx2.Response) -> Verdict 
         wanted = "JSON" if expects_json(request) else "the file"
         return Verdict("retry", f"{status} with an HTML page instead of {wanted}")
     if not expects_json(request):
+        if "json" in content_type:  # the Hub answers errors in JSON, never a README
+            return Verdict("retry", f"{status} with a JSON answer instead of the file")
         return None
     if not response.content.strip():
         return Verdict("retry", f"{status} with an empty body")

@@ -485,7 +485,7 @@ class CollectTransport(httpx2.BaseTransport):
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.info("retrying %s %s after %s", request.method, _safe_url(request.url), exc)
+            log.info("retrying %s %s after %s", request.method, _describe(request), exc)
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
