@@ -188,7 +188,6 @@ def _hub_api(config: LiveConfig, hf_token: str | bool | None) -> Any:
     return HfApi(
         endpoint=config.hf_endpoint,
         token=hf_token if hf_token else False,
-        library_name="secmine",
         headers={COLLECTOR_HEADER: "1"},
     )
 
