@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv repro test lab status lock bench clean-venv
+.PHONY: help venv repro test lab status lock bench chaos clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ status: $(STAMP) ## show what DVC would rerun
 bench: $(STAMP) ## run the benchmarks in benchmarks/
 	@failed=""; for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || failed="$$failed $$f"; done; \
 	if [ -n "$$failed" ]; then echo "target missed:$$failed"; exit 1; fi
+
+chaos: $(STAMP) ## kill -9 (20x) and random faults over a live crawl of the fake API: 0 threads lost, duplicated, differing
+	$(BIN)/python benchmarks/chaos.py
 
 lock: ## re-resolve and pin requirements.txt (needs network access to PyPI)
 	rm -rf /tmp/secmine-lock && $(PYTHON) -m venv /tmp/secmine-lock

@@ -83,8 +83,10 @@ def sheets(tmp_path_factory: pytest.TempPathFactory, codebook: Codebook) -> dict
 
 def test_sheet_layout_dropdowns_and_text_limits(sheets: dict[str, Path], codebook: Codebook) -> None:
     workbook = openpyxl.load_workbook(sheets["template"])
-    assert workbook.sheetnames == ["instructions", "coding", "codebook", "lists"]
-    assert workbook["lists"].sheet_state == "hidden"
+    assert workbook.sheetnames == ["instructions", "coding", "codebook", "lists", "posts"]
+    assert workbook["lists"].sheet_state == "hidden" and workbook["posts"].sheet_state == "hidden"
+    exported = [tuple(c.value for c in row) for row in workbook["posts"].iter_rows(min_row=2)]
+    assert exported == [("GH Issue", f"o/r-{n}") for n in range(1, 5)]
     sheet = workbook["coding"]
     headers = [c.value for c in sheet[1]]
     assert headers[:6] == ["post_id", "source", "thread_id", "url", "text", "text_cut"]
@@ -358,3 +360,58 @@ def test_coding_commands_round_trip(sheets: dict[str, Path], fixtures_dir: Path,
     )
     assert outcome.exit_code == 0, outcome.output
     assert pd.read_csv(tmp_path / "m.csv", keep_default_na=False)["issue"].tolist() == [A, f"{A}, {B}", B, C]
+
+
+# -- questionable input to the round-trip (issue 13, case 9) -----------------------------------
+
+
+def test_strict_resolution_refuses_posts_coded_by_one_coder_only(
+    sheets: dict[str, Path], codebook: Codebook, tmp_path: Path
+) -> None:
+    """A post the second coder left out was never checked by anyone: strict says so."""
+    partial = {k: v for k, v in CODER_2.items() if k != "o/r-4"}
+    template = openpyxl.load_workbook(sheets["two"])
+    sheet = template["coding"]
+    headers = [c.value for c in sheet[1]]
+    for row in range(2, sheet.max_row + 1):
+        if sheet.cell(row, headers.index("post_id") + 1).value == "o/r-4":
+            sheet.delete_rows(row)
+            break
+    template.save(tmp_path / "two_partial.xlsx")
+    coded = coding.read_coding_sheets([sheets["one"], tmp_path / "two_partial.xlsx"], codebook)
+    assert {p for p in coded[1].posts["post_id"]} == set(partial)
+    decisions = {("GH Issue", "o/r-2", "issue", B): True, ("GH Issue", "o/r-3", "issue", B): False}
+    with pytest.raises(CodingError, match=r"o/r-4 \(GH Issue\).*coded by 1 of 2 coders \(ana\)"):
+        coding.resolve(coded, codebook, decisions=decisions)
+    # another policy takes the one coder's codes, and says so
+    result = coding.resolve(coded, codebook, decisions=decisions, policy="union")
+    assert dict(zip(result.coded["post_id"], result.coded["issue"]))["o/r-4"] == [C]
+    assert any("o/r-4" in w and "1 of 2" in w for w in result.warnings)
+
+
+def test_a_mistyped_post_id_is_an_error_not_a_new_post(
+    sheets: dict[str, Path], codebook: Codebook, tmp_path: Path
+) -> None:
+    workbook = openpyxl.load_workbook(sheets["one"])
+    sheet = workbook["coding"]
+    headers = [c.value for c in sheet[1]]
+    sheet.cell(3, headers.index("post_id") + 1).value = "o/r-22"  # was o/r-2
+    workbook.save(tmp_path / "typo.xlsx")
+    with pytest.raises(CodingError) as info:
+        coding.read_coding_sheet(tmp_path / "typo.xlsx", codebook)
+    message = str(info.value)
+    assert "row 3, field 'post_id'" in message and "'o/r-22'" in message
+    assert "not in the sample" in message and "'o/r-2'" in message
+
+
+def test_a_formula_cell_is_an_error_naming_the_cell(
+    sheets: dict[str, Path], codebook: Codebook, tmp_path: Path
+) -> None:
+    """A code typed as a formula (saved without a cached value) was dropped silently."""
+    workbook = openpyxl.load_workbook(sheets["one"])
+    sheet = workbook["coding"]
+    headers = [c.value for c in sheet[1]]
+    sheet.cell(2, headers.index("issue_2") + 1).value = f'=CONCATENATE("{B}")'
+    workbook.save(tmp_path / "formula.xlsx")
+    with pytest.raises(CodingError, match=r"row 2, field 'issue_2': a formula"):
+        coding.read_coding_sheet(tmp_path / "formula.xlsx", codebook)

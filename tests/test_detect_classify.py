@@ -73,7 +73,7 @@ def test_classify_csv_with_text_column(model_dir: Path, tmp_path: Path) -> None:
     assert pd.read_csv(out)["id"].tolist() == [0, 1, 2]  # no id column: row numbers
     result = runner.invoke(app, ["classify", "--model-dir", str(model_dir), "--input", str(source), "--output",
                                  str(out)])
-    assert result.exit_code == 1 and "no column 'text'" in result.output
+    assert result.exit_code == 1 and result.output.startswith("error: ") and "no column 'text'" in result.output
 
 
 def test_classify_corpus_to_parquet_with_transformer(tiny_model_dir: Path, fixtures_dir: Path, tmp_path: Path) -> None:

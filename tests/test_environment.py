@@ -23,3 +23,24 @@ def test_every_requirement_is_pinned_and_torch_is_2_13() -> None:
     reqs = _requirements()
     assert all("==" in r for r in reqs), [r for r in reqs if "==" not in r]
     assert "torch==2.13.0" in reqs
+
+
+def test_test_doubles_live_outside_the_product_package() -> None:
+    """The fake API and the fake clock are in ``secmine_testing``, which the package discovery of
+    pyproject.toml ships beside ``secmine``; nothing in ``secmine`` imports them."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    root = config.PROJECT_ROOT
+    found = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = set(find_packages(where=str(root / found["where"][0]), include=found.get("include", ["*"])))
+    assert {"secmine", "secmine.collect", "secmine_testing"} <= packages
+    assert not (root / "src" / "secmine" / "collect" / "testing.py").exists()
+    product = root / "src" / "secmine"
+    offenders = [
+        p.relative_to(root).as_posix()
+        for p in product.rglob("*.py")
+        if "secmine_testing" in p.read_text(encoding="utf-8") or "FakeClock" in p.read_text(encoding="utf-8")
+    ]
+    assert offenders == []

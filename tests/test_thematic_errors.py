@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from secmine.cli import app
 from secmine.codebook import CodebookError
 from secmine.replication import ReplicationError
 from secmine.thematic import counting
@@ -126,3 +128,22 @@ def test_cli_reports_an_unknown_code_in_one_line(tmp_path: Path, capsys: pytest.
     assert "row 2, field 'issue': unknown issue code 'Data leek'" in err
     assert len([line for line in err.splitlines() if "error:" in line]) == 1 and "Traceback" not in err
     assert not list((tmp_path / "out").rglob("*.csv"))  # nothing half-written
+
+
+@pytest.mark.parametrize("body", ["", "\n\n", ",,,\n"])
+def test_a_coded_csv_without_posts_is_an_error_and_writes_nothing(tmp_path: Path, body: str) -> None:
+    """A header-only coded sample would overwrite every RQ2/RQ3 table with zeros: it is refused."""
+    path = _coded(tmp_path, body)
+    with pytest.raises(ReplicationError, match=rf"{path}.*no coded posts"):
+        load_inputs(path, CODEBOOK, "none")
+    out = tmp_path / "out"
+    tables = out / "reports" / "tables" / "thematic"
+    tables.mkdir(parents=True)
+    (tables / "rq2_issues.csv").write_text("old\n")
+    result = CliRunner().invoke(
+        app, ["thematic", "--coded-sample", str(path), "--codebook", str(CODEBOOK), "--texts", "", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "no coded posts" in result.output
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["rq2_issues.csv"]
+    assert (tables / "rq2_issues.csv").read_text() == "old\n"

@@ -206,11 +206,24 @@ class Codebook:
 
 
 def _read_summary_csv(path: Path) -> list[Code]:
+    from secmine.inputs import InputError, check_utf8
+
     required = ("Code", "Sub-theme", "Theme", "Type")
     try:
+        data = path.read_bytes()
         handle = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise CodebookError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        check_utf8(path, data.removeprefix(b"\xef\xbb\xbf"), what="codebook CSV")
+    except InputError as exc:
+        handle.close()
+        raise CodebookError(str(exc)) from None
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():
+        handle.close()
+        raise CodebookError(
+            f"{path}: the codebook CSV is empty (no header row); write the header line ({', '.join(required)}) first"
+        )
     codes: list[Code] = []
     with handle:
         reader = csv.DictReader(handle)

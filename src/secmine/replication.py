@@ -91,12 +91,14 @@ def _read_excel(path: Path, *, sheet: str | int = 0, required: tuple[str, ...]) 
 def _read_csv(path: Path, *, required: tuple[str, ...]) -> pd.DataFrame:
     import pandas as pd
 
+    from secmine.inputs import InputError, read_csv
+
     if not path.is_file():
         raise ReplicationError(f"{path}: file not found")
     try:
-        frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ReplicationError(f"{path}: unreadable CSV ({exc})") from exc
+        frame = read_csv(path, required=required, dtype=object, keep_default_na=False)
+    except InputError as exc:
+        raise ReplicationError(str(exc)) from None
     _require_columns(frame, required, path)
     return frame
 
@@ -254,6 +256,8 @@ def load_coded_sample(
     seen: dict[str, int] = {}
     for position, record in enumerate(frame.to_dict(orient="records")):
         row = position + 2
+        if not any(_cell(value) for value in record.values()):
+            continue  # a row of empty cells (",,,") is a blank line, not a post
         source = _source(record["source"], path=coded_path, row=row, field_name="source", names=SOURCES)
         post_id = _cell(record["id"])
         if not post_id:
@@ -294,6 +298,11 @@ def load_coded_sample(
                 )
             if code_type == "issue" and not names:
                 warnings.append(f"{coded_path}, row {row} ({post_id}): no issue code")
+    if not post_rows:
+        raise ReplicationError(
+            f"{coded_path}: no coded posts (a header and no rows); code the sample first, or point "
+            "thematic.coded_sample at the coded file; nothing was written"
+        )
     if posts is None and path is None and (root_path / POSTS_FILE).is_file():
         posts = load_posts(root_path)
     if posts is not None:

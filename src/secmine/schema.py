@@ -175,6 +175,8 @@ def parse_thread_id(value: str) -> tuple[str, str, str, int]:
         short, kind, rest = value.split(":", 2)
         repo, number = rest.rsplit("#", 1)
         platform = {v: k for k, v in PLATFORM_SHORT.items()}.get(short, short)
+        if not short.strip() or not kind.strip() or not repo.strip():
+            raise ValueError("empty part")
         return platform, kind, repo, int(number)
     except ValueError as exc:
         raise SchemaError(f"id: {value!r} is not of the form gh:kind:owner/name#number") from exc

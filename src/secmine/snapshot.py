@@ -3,28 +3,22 @@
 One JSON object a line: ``platform, kind, repo, number, title, body, author, state, created_at,
 closed_at, labels, comments [{author, body, created_at}], url`` (``updated_at``, ``source`` and
 ``repo_type`` optional).  Plain or gzip-compressed.  A bad line raises :class:`SchemaError`
-naming the file, the line and the field.
+naming the file, the line and the field; so do a truncated or damaged ``.gz`` and bytes that are not
+UTF-8.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from secmine.schema import Comment, SchemaError, Thread, normalise_timestamp
 
 REQUIRED_FIELDS = ("platform", "kind", "repo", "number")
-
-
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
 
 
 def read_snapshot(path: str | os.PathLike[str], *, source: str | None = None) -> Iterator[Thread]:
@@ -35,16 +29,21 @@ def read_snapshot(path: str | os.PathLike[str], *, source: str | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: snapshot file not found")
+    from secmine.inputs import InputError, open_lines
+
     provenance = source or f"snapshot:{path.name}"
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SchemaError(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from exc
-            yield record_to_thread(record, where=f"{path}, line {line_no}", source=provenance)
+    try:
+        with open_lines(path) as lines:
+            for line_no, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SchemaError(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from exc
+                yield record_to_thread(record, where=f"{path}, line {line_no}", source=provenance)
+    except InputError as exc:
+        raise SchemaError(str(exc)) from None
 
 
 def record_to_thread(record: Any, *, where: str, source: str) -> Thread:
@@ -52,7 +51,7 @@ def record_to_thread(record: Any, *, where: str, source: str) -> Thread:
     if not isinstance(record, dict):
         raise SchemaError(f"{where}: expected a JSON object, got {type(record).__name__}")
     for name in REQUIRED_FIELDS:
-        if record.get(name) in (None, ""):
+        if record.get(name) is None or not str(record.get(name)).strip():
             raise SchemaError(f"{where}, field {name!r}: missing")
     number = record["number"]
     if isinstance(number, bool) or not isinstance(number, (int, str)) or not str(number).isdigit():

@@ -3,12 +3,14 @@
 1. :func:`write_coding_sheet` exports a sample as an XLSX workbook: a ``coding`` sheet with one
    row per post (source, ids, link, text cut at Excel's cell limit and flagged), columns
    ``issue_1..issue_k`` and ``solution_1..solution_k`` with drop-down lists of the codebook's
-   codes, a ``notes`` column; an ``instructions`` sheet (with the coder's name to fill in) and a
-   ``codebook`` sheet.  The workbook is written with xlsxwriter with fixed metadata, so the same
+   codes, a ``notes`` column; an ``instructions`` sheet (with the coder's name to fill in), a
+   ``codebook`` sheet and a hidden ``posts`` sheet listing the exported posts (so a mistyped
+   ``post_id`` is caught on import instead of becoming a new post).  The workbook is written with xlsxwriter with fixed metadata, so the same
    sample and codebook give the same bytes.
 2. :func:`read_coding_sheet` imports a completed sheet; every label is matched to the codebook
-   (:meth:`secmine.codebook.Codebook.match`) and all problems are reported together, each naming
-   the file, the row and the field.
+   (:meth:`secmine.codebook.Codebook.match`), every post id to the exported posts, formula cells
+   without a saved value are refused, and all problems are reported together, each naming the
+   file, the row and the field.
 3. :func:`agreement` computes agreement per code, per theme and overall: Cohen's kappa for two
    coders (scikit-learn, on per-code presence), Krippendorff's alpha for any number (the
    ``krippendorff`` package), and percent agreement; :func:`disagreements` lists what to resolve.
@@ -43,6 +45,7 @@ CODING_SHEET = "coding"
 INSTRUCTIONS_SHEET = "instructions"
 CODEBOOK_SHEET = "codebook"
 LISTS_SHEET = "lists"
+POSTS_SHEET = "posts"  # hidden: the exported (source, post_id) pairs, to catch edited ids
 BASE_COLUMNS = ("post_id", "source", "thread_id", "url", "text", "text_cut")
 DECISIONS = {
     "include": True,
@@ -263,6 +266,15 @@ def write_coding_sheet(
             for offset, name in enumerate(codes, start=1):
                 lists.write_string(offset, col, name)
         lists.hide()
+
+        # hidden list of the exported posts: the import checks every post_id against it
+        exported = workbook.add_worksheet(POSTS_SHEET)
+        exported.write_string(0, 0, "source")
+        exported.write_string(0, 1, "post_id")
+        for row, (source, post_id) in enumerate(zip(posts["source"], posts["post_id"]), start=1):
+            exported.write_string(row, 0, _as_text(source))
+            exported.write_string(row, 1, _as_text(post_id))
+        exported.hide()
         info.activate()
         workbook.close()
     return target
@@ -272,6 +284,29 @@ def _as_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return str(value)
+
+
+def _formula_cells(path: Path) -> dict[tuple[int, int], str]:
+    """``{(excel row, column index): formula}`` of the coding sheet's formula cells."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        found: dict[tuple[int, int], str] = {}
+        for excel_row, cells in enumerate(workbook[CODING_SHEET].iter_rows(), start=1):
+            for index, cell in enumerate(cells):
+                if getattr(cell, "data_type", None) == "f":
+                    found[(excel_row, index)] = str(cell.value)
+        return found
+    finally:
+        workbook.close()
+
+
+def _closest(value: str, choices: set[str]) -> str:
+    from rapidfuzz import fuzz, process
+
+    match = process.extractOne(value, sorted(choices), scorer=fuzz.ratio, score_cutoff=60)
+    return f" (closest: {match[0]!r})" if match else ""
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -318,8 +353,14 @@ def read_coding_sheet(
                     coder = str(value).strip()
                     break
         rows = list(workbook[CODING_SHEET].iter_rows(values_only=True))
+        exported: dict[str, set[str]] | None = None
+        if POSTS_SHEET in workbook.sheetnames:
+            exported = {}
+            for source, post_id in workbook[POSTS_SHEET].iter_rows(min_row=2, max_col=2, values_only=True):
+                exported.setdefault(_as_text(source).strip(), set()).add(_as_text(post_id).strip())
     finally:
         workbook.close()
+    formulas = _formula_cells(path)
     coder = coder or path.stem
     if not rows:
         raise CodingError(f"{path}, sheet {CODING_SHEET!r}: empty (no header row)")
@@ -346,6 +387,11 @@ def read_coding_sheet(
         if all(v is None or str(v).strip() == "" for v in values):
             continue
         where = f"{path}, sheet {CODING_SHEET!r}, row {excel_row}"
+        for name in ("post_id", "source"):
+            formula = formulas.get((excel_row, col[name]))
+            if formula is not None and values[col[name]] is None:
+                errors.append(f"{where}, field {name!r}: a formula ({formula[:60]}) with no saved value; "
+                              "restore the exported value")
         post_id = _as_text(values[col["post_id"]]).strip()
         source = _as_text(values[col["source"]]).strip()
         if not post_id:
@@ -359,6 +405,13 @@ def read_coding_sheet(
                 errors.append(f"{where}, field 'source': {source!r} is not one of {', '.join(SOURCE_KEYS)}")
                 continue
         key = (source, post_id)
+        if exported is not None and post_id not in exported.get(source, set()):
+            errors.append(
+                f"{where}, field 'post_id': {post_id!r} ({source}) is not in the sample this sheet was "
+                f"exported with{_closest(post_id, exported.get(source, set()))}; restore the post_id "
+                "(post ids must not be edited)"
+            )
+            continue
         if key in seen:
             errors.append(f"{where}, field 'post_id': post {post_id!r} ({source}) repeats row {seen[key]}")
             continue
@@ -376,6 +429,13 @@ def read_coding_sheet(
             notes[key] = _as_text(values[col["notes"]]).strip()
         used: dict[tuple[str, str], str] = {}
         for index, code_type, header in code_columns:
+            formula = formulas.get((excel_row, index))
+            if formula is not None and values[index] is None:
+                errors.append(
+                    f"{where}, field {header!r}: a formula ({formula[:60]}) with no saved value; type the "
+                    "code itself or paste the cell as a value"
+                )
+                continue
             for label in codebook.split_labels(values[index]):
                 try:
                     code = codebook.match(code_type, label, where=f"{where}, field {header!r}")
@@ -663,11 +723,15 @@ def read_decisions(path: str | os.PathLike[str], codebook: Codebook) -> dict[tup
     path = Path(path)
     if not path.is_file():
         raise CodingError(f"{path}: file not found")
+    from secmine.inputs import InputError, read_csv
+
     try:
         if path.suffix.lower() in {".xlsx", ".xlsm"}:
             frame = pd.read_excel(path, dtype=object, engine="openpyxl")
         else:
-            frame = pd.read_csv(path, dtype=object, keep_default_na=False)
+            frame = read_csv(path, what="decisions CSV", dtype=object, keep_default_na=False)
+    except InputError as exc:
+        raise CodingError(str(exc)) from None
     except Exception as exc:
         raise CodingError(f"{path}: unreadable decisions file ({type(exc).__name__}: {exc})") from exc
     missing = [c for c in ("source", "post_id", "type", "code", "decision") if c not in frame.columns]
@@ -713,6 +777,7 @@ class Resolution:
     coded: pd.DataFrame  # source, post_id, issue (list), solution (list)
     unresolved: pd.DataFrame  # the disagreements nothing decided
     applied: int  # decisions applied
+    warnings: list[str] = field(default_factory=list)  # e.g. posts coded by some coders only
 
 
 def resolve(
@@ -729,6 +794,10 @@ def resolve(
     ``policy``: ``strict`` (an error listing every undecided disagreement), ``majority`` (kept
     when more than half of the post's coders used it; ties are errors), ``union`` (kept when any
     coder used it) or ``intersection`` (kept only when all did).  One sheet resolves to itself.
+
+    With several sheets, a post that only some coders coded has had no second reading: ``strict``
+    refuses it (an error listing such posts and who coded them), the other policies take the codes
+    of the coders who did and list the post in :attr:`Resolution.warnings`.
     """
     import pandas as pd
 
@@ -742,6 +811,19 @@ def resolve(
     stray = [k for k in decisions if (k[0], k[1]) not in known]
     if stray:
         raise CodingError(f"decision on post {stray[0][1]!r} ({stray[0][0]}), which no coder coded")
+    partly: list[str] = []
+    if len(sheets) > 1:
+        for j, (source, post_id) in enumerate(posts):
+            by = [sheets[r].coder for r in range(len(sheets)) if presence["coded"][r, j]]
+            if len(by) < len(sheets):
+                partly.append(f"{post_id} ({source}) coded by {len(by)} of {len(sheets)} coders ({', '.join(by)})")
+    if partly and policy == "strict":
+        shown = partly[:_MAX_REPORTED]
+        more = f"\n  ... and {len(partly) - len(shown)} more" if len(partly) > len(shown) else ""
+        raise CodingError(
+            f"{len(partly)} post(s) not coded by every coder (policy 'strict'); have the other coders code "
+            "them, remove them from every sheet, or choose another policy:\n  " + "\n  ".join(shown) + more
+        )
     kept: dict[tuple[str, str], dict[str, list[str]]] = {key: {t: [] for t in CODE_TYPES} for key in posts}
     unresolved_rows = []
     applied = 0
@@ -789,7 +871,8 @@ def resolve(
         ],
         columns=["source", "post_id", "issue", "solution"],
     )
-    return Resolution(coded=coded, unresolved=unresolved, applied=applied)
+    warnings = [f"{entry}: resolved from those coders' codes alone (policy {policy!r})" for entry in partly]
+    return Resolution(coded=coded, unresolved=unresolved, applied=applied, warnings=warnings)
 
 
 def mapped_frame(coded: pd.DataFrame) -> pd.DataFrame:

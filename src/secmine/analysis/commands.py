@@ -53,12 +53,11 @@ def register(app: typer.Typer) -> None:
         slots: Annotated[int, typer.Option(help="Code columns per type.")] = 6,
     ) -> None:
         """Export a sample as an XLSX coding sheet (drop-down codes, instructions, codebook)."""
-        import pandas as pd
-
         from secmine.analysis.coding import load_codebook, sample_for_sheet, write_coding_sheet
         from secmine.analysis.data import thread_texts
+        from secmine.inputs import read_csv
 
-        frame = pd.read_csv(sample, dtype={"post_id": str, "id": str}, keep_default_na=False)
+        frame = read_csv(sample, what="sample CSV", dtype={"post_id": str, "id": str}, keep_default_na=False)
         texts = None
         if "text" not in frame.columns:
             texts = thread_texts(corpus, frame["id"])
@@ -124,6 +123,8 @@ def register(app: typer.Typer) -> None:
         chosen = read_decisions(decisions, book) if decisions is not None else None
         result = resolve(coded, book, decisions=chosen, policy=policy)  # type: ignore[arg-type]
         write_mapped(result.coded, output)
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}")
         typer.echo(f"wrote {output} ({len(result.coded)} posts, {result.applied} decisions applied)")
         typer.echo(
             f"count it: set paths.coded_sample: {output} in dvc.yaml (and paths.texts: the sample CSV), "

@@ -2,6 +2,7 @@
 
 Layout of an archive folder (``collect.archive_dir``, default ``data/raw/archive``)::
 
+    .lock                              held (flock) by the one collector working on the archive
     state.json                         what later runs start from: ``since`` per stream, HF statuses
     runs/0001/manifest.json            the run's plan (parameters, endpoints, since; never tokens), status
     runs/0001/checkpoint.json          how many responses are safely archived (rewritten after each page)
@@ -10,10 +11,19 @@ Layout of an archive folder (``collect.archive_dir``, default ``data/raw/archive
 
 Each response is one JSON line (method, URL, request body, status, the useful response headers
 and the body) compressed as its own gzip member and appended with ``fsync``; only then does the
-checkpoint move.  Failed attempts are never archived, and neither is a page whose fetch fails: the
-checkpoint only ever counts complete responses, and bytes past it (a page cut off by a kill) are
-truncated away when the run resumes.  ``Authorization`` headers are not archived at all and every
-known token is masked in what is written.
+checkpoint move.  Failed attempts are never archived, and neither is a page whose fetch fails or an
+error answer with status 200 (:mod:`secmine.collect.answers`): the checkpoint only ever counts
+complete responses, and bytes past it (a page cut off by a kill) are truncated away when the run
+resumes.  The one kind of record that is not a response is a *fault* record (``"fault":
+"timeout"``): GitHub could not answer a GraphQL page in time and the collector asked a smaller one;
+a replay meets the same timeout at the same place and asks the same pages.  ``Authorization``
+headers are not archived at all and every known token is masked in what is written.
+
+One collector at a time: :meth:`Archive.lock` takes an exclusive ``flock`` on ``.lock`` (released
+by the system when the process dies, even by ``kill -9``); a second collector is refused with the
+holder's pid, host and command.  A full disk stops the run with one line naming the file
+(:class:`ArchiveWriteError`); what the checkpoint counts is kept, and the rerun resumes.  A run
+killed while finishing (archive renamed, manifest not yet complete) is finished by the next run.
 
 **Replay** serves the archived responses, in order, to the same collectors through
 :class:`ArchiveTransport`, which checks each request against the archive.  Collectors are
@@ -25,11 +35,16 @@ deterministic given the responses, so replaying a run rebuilds exactly what the 
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,7 +53,10 @@ from typing import Any
 
 import httpx2
 
-from secmine.collect.http import ARCHIVED_HEADERS, CollectError, safe_url
+from secmine.collect.answers import check_answer
+from secmine.collect.http import ARCHIVED_HEADERS, CollectError, QueryTimeout, safe_url
+
+log = logging.getLogger("secmine.collect")
 
 ARCHIVE_FORMAT = 1
 RESPONSES = "responses.jsonl.gz"
@@ -46,10 +64,31 @@ PARTIAL = RESPONSES + ".partial"
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.json"
 STATE = "state.json"
+LOCK = ".lock"
 
 
 class ReplayError(CollectError):
     """The archive does not match the requests a collector makes (or ran out)."""
+
+
+class ArchiveLocked(CollectError):
+    """Another collector is working on the archive."""
+
+
+class ArchiveWriteError(CollectError):
+    """The archive could not be written (a full disk, say); the message names the file."""
+
+
+def _write_error(path: Path, exc: OSError, records: int) -> ArchiveWriteError:
+    reason = exc.strerror or str(exc)
+    return ArchiveWriteError(
+        f"{path}: {reason} while archiving; the {records} response(s) the checkpoint counts are kept: "
+        "free space and rerun the same command to resume"
+    )
+
+
+def reset_hint(root: Path) -> str:
+    return f"`secmine collect-reset --archive-dir {root}` (or rerun with --restart)"
 
 
 def _write_json_atomic(path: Path, obj: Any, *, durable: bool = False) -> None:
@@ -128,6 +167,15 @@ class Run:
     def responses_path(self) -> Path:
         return self.folder / (RESPONSES if (self.folder / RESPONSES).is_file() else PARTIAL)
 
+    def recover(self) -> None:
+        """Undo a finish that a kill interrupted: the archive was renamed, the manifest not marked."""
+        if (
+            not self.complete
+            and (self.folder / RESPONSES).is_file()
+            and not (self.folder / PARTIAL).exists()
+        ):
+            os.replace(self.folder / RESPONSES, self.folder / PARTIAL)
+
     # -- writing -----------------------------------------------------------------------------
 
     def open_for_append(self, secrets: Iterable[str] = ()) -> None:
@@ -158,21 +206,32 @@ class Run:
         """Where the crawl is (stream, cursor), saved with the next checkpoint."""
         self._position.update(position)
 
-    def record(self, request: httpx2.Request, response: httpx2.Response) -> None:
-        """Append one final response and move the checkpoint past it."""
+    def _entry(self, request: httpx2.Request) -> dict[str, Any]:
         if self._handle is None:
             raise CollectError(f"{self.folder}: archive not open for writing")
         body = request.content if request.content else None
         method, url, digest = request_key(request.method, str(request.url), body)
-        entry: dict[str, Any] = {
+        return {
             "n": self._records,
             "method": method,
             "url": url,
             "request_sha": digest,
             "request": _body_for_archive(body),
-            "status": response.status_code,
-            "headers": {k: response.headers[k] for k in ARCHIVED_HEADERS if k in response.headers},
         }
+
+    def record_fault(self, request: httpx2.Request, fault: str, reason: str) -> None:
+        """Append a fault record (a GraphQL page GitHub could not answer in time)."""
+        entry = self._entry(request)
+        entry.update(fault=fault, reason=reason)
+        self._append(entry)
+
+    def record(self, request: httpx2.Request, response: httpx2.Response) -> None:
+        """Append one final response and move the checkpoint past it."""
+        entry = self._entry(request)
+        entry.update(
+            status=response.status_code,
+            headers={k: response.headers[k] for k in ARCHIVED_HEADERS if k in response.headers},
+        )
         content = response.content
         if "json" in response.headers.get("content-type", "").lower():
             try:
@@ -184,36 +243,64 @@ class Run:
                 entry["text"] = content.decode("utf-8")
             except UnicodeDecodeError:
                 entry["base64"] = base64.b64encode(content).decode("ascii")
+        self._append(entry)
+
+    def _append(self, entry: dict[str, Any]) -> None:
         line = self._scrub(json.dumps(entry, ensure_ascii=False, sort_keys=True)) + "\n"
         member = gzip.compress(line.encode("utf-8"), compresslevel=6, mtime=0)
-        self._handle.write(member)
-        self._handle.flush()
-        if self.durable:
-            os.fsync(self._handle.fileno())
+        try:
+            self._handle.write(member)
+            self._handle.flush()
+            if self.durable:
+                os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise _write_error(self.folder / PARTIAL, exc, self._records) from None
         self._offset += len(member)
         self._records += 1
         self._save_checkpoint()
 
     def _save_checkpoint(self) -> None:
-        _write_json_atomic(
-            self.folder / CHECKPOINT,
-            {"records": self._records, "offset": self._offset, "position": self._position},
-            durable=self.durable,
-        )
+        try:
+            _write_json_atomic(
+                self.folder / CHECKPOINT,
+                {"records": self._records, "offset": self._offset, "position": self._position},
+                durable=self.durable,
+            )
+        except OSError as exc:
+            raise _write_error(self.folder / CHECKPOINT, exc, self._records - 1) from None
 
     def close(self) -> None:
+        """Close the archive; a failure to flush is logged, not raised (the checkpoint decides)."""
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError as exc:
+                log.warning("%s: %s while closing the archive", self.folder / PARTIAL, exc.strerror or exc)
 
     def finish(self, summary: dict[str, Any]) -> None:
-        """Mark the run complete: the partial archive becomes ``responses.jsonl.gz``."""
+        """Mark the run complete: the partial archive becomes ``responses.jsonl.gz``.  Killed (or
+        out of space) in between, the next run finds the run unfinished and finishes it
+        (:meth:`recover`)."""
         self.close()
         os.replace(self.folder / PARTIAL, self.folder / RESPONSES)
-        self._update_manifest(status="complete", finished_at=_now(), summary=summary)
+        try:
+            self._update_manifest(status="complete", finished_at=_now(), summary=summary)
+        except OSError as exc:
+            raise _write_error(self.folder / MANIFEST, exc, self._records) from None
 
     def mark(self, status: str, error: str | None = None) -> None:
         self._update_manifest(status=status, error=error)
+
+    def mark_failed(self, exc: BaseException) -> None:
+        """Note the failure in the manifest, best effort: a second failure (a full disk) is
+        logged, never raised over the first."""
+        try:
+            self.mark("failed", error=f"{type(exc).__name__}: {exc}")
+        except OSError as second:
+            log.warning(
+                "%s: could not note the failure in the manifest (%s)", self.folder, second.strerror or second
+            )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -243,6 +330,7 @@ class _Bounded:
 
 def read_records(path: Path, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
     """Decode a file of gzip members holding JSON lines, up to byte ``limit``."""
+    number = 0
     with open(path, "rb") as raw:
         with gzip.GzipFile(fileobj=_Bounded(raw, limit), mode="rb") as handle:  # type: ignore[arg-type]
             try:
@@ -252,8 +340,14 @@ def read_records(path: Path, *, limit: int | None = None) -> Iterator[dict[str, 
                             yield json.loads(line)
                         except ValueError as exc:
                             raise ReplayError(f"{path}: record {number} is not valid JSON ({exc})") from exc
-            except EOFError as exc:
-                raise ReplayError(f"{path}: archive ends inside a record") from exc
+                    number += 1
+            except EOFError:
+                raise ReplayError(
+                    f"{path}: the archive is truncated after {number} complete record(s); an unfinished run "
+                    "resumes from its checkpoint, a finished one must be copied again"
+                ) from None
+            except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+                raise ReplayError(f"{path}: damaged archive at record {number} ({exc})") from None
 
 
 def response_from_record(record: dict[str, Any], request: httpx2.Request) -> httpx2.Response:
@@ -268,11 +362,17 @@ def response_from_record(record: dict[str, Any], request: httpx2.Request) -> htt
 
 
 class ReplaySource:
-    """Archived responses handed out one by one, shared by the transports of one run."""
+    """Archived responses handed out one by one, shared by the transports of one run.
 
-    def __init__(self, records: Iterable[dict[str, Any]], *, where: str) -> None:
+    Each archived answer is checked again (:func:`secmine.collect.answers.check_answer`): an error
+    answer that an older collector archived as a success is a :class:`ReplayError` naming the record
+    and ``fix``.  A fault record raises the fault the live run met (:class:`QueryTimeout`).
+    """
+
+    def __init__(self, records: Iterable[dict[str, Any]], *, where: str, fix: str = "") -> None:
         self._records = iter(records)
         self.where = where
+        self.fix = fix
         self.served = 0
         self.exhausted = False
 
@@ -290,10 +390,21 @@ class ReplaySource:
             raise ReplayError(
                 f"{self.where}: response {self.served} of the archive is {archived[0]} {archived[1]}, "
                 f"but the collector asked for {key[0]} {key[1]} (the archive belongs to other parameters "
-                "or another version of the collector)"
+                f"or another version of the collector){'; ' + self.fix if self.fix else ''}"
             )
+        position = self.served
         self.served += 1
-        return response_from_record(record, request)
+        if "fault" in record:
+            reason = record.get("reason") or record["fault"]
+            raise QueryTimeout(f"{archived[0]} {archived[1]}: {reason} (archived)")
+        response = response_from_record(record, request)
+        verdict = check_answer(request, response)
+        if verdict is not None:
+            raise ReplayError(
+                f"{self.where}: record {position} ({archived[0]} {archived[1]}) is an error answer archived "
+                f"as a success ({verdict.reason}){'; ' + self.fix if self.fix else ''}"
+            )
+        return response
 
     def finish(self) -> None:
         """Check that the collector used every archived response."""
@@ -358,7 +469,59 @@ class Archive:
 
     def unfinished(self) -> Run | None:
         runs = self.runs()
-        return runs[-1] if runs and not runs[-1].complete else None
+        if not runs or runs[-1].complete:
+            return None
+        runs[-1].recover()
+        return runs[-1]
+
+    @contextlib.contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the archive for one collector; a second one is refused naming the holder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                try:
+                    holder = json.loads(handle.read() or "{}")
+                except ValueError:
+                    holder = {}
+                who = (
+                    f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                    f"`{holder.get('command', '?')}` since {holder.get('since', '?')}"
+                )
+                raise ArchiveLocked(
+                    f"{self.root}: in use by another collector ({who}); wait for it to finish or stop it "
+                    "(two collectors on one archive would mix their responses)"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": _now()}
+            handle.write(json.dumps(holder))
+            handle.flush()
+            try:
+                yield
+            finally:
+                try:
+                    handle.seek(0)
+                    handle.truncate()  # nothing of the holder stays behind
+                    handle.flush()
+                except OSError:
+                    pass
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        finally:
+            handle.close()
+
+    def discard_unfinished(self) -> Run | None:
+        """Discard the unfinished run, if any (the holder of the lock calls this)."""
+        run = self.unfinished()
+        if run is not None:
+            log.warning("discarding unfinished run %s", run.folder)
+            self.discard(run)
+        return run
 
     def new_run(self, plan: dict[str, Any]) -> Run:
         self.ensure()
@@ -396,7 +559,13 @@ class Archive:
 
     def write_state(self, state: dict[str, Any]) -> None:
         self.ensure()
-        _write_json_atomic(self.root / STATE, state, durable=True)
+        try:
+            _write_json_atomic(self.root / STATE, state, durable=True)
+        except OSError as exc:
+            raise ArchiveWriteError(
+                f"{self.root / STATE}: {exc.strerror or exc} while saving what the next run starts from; "
+                "the run itself is archived: free space and rerun the same command"
+            ) from None
 
 
 def _tool_version(package: str) -> str:

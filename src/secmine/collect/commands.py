@@ -1,4 +1,5 @@
-"""``secmine replay`` and ``secmine rehydrate`` (the ``collect`` stage itself is ``secmine collect``).
+"""``secmine replay``, ``secmine rehydrate`` and ``secmine collect-reset`` (the ``collect`` stage
+itself is ``secmine collect``).
 
 Defaults come from the ``collect`` block of params.yaml and the paths dvc.yaml declares; options
 override them.  Tokens are read from ``GITHUB_TOKEN`` (several, comma-separated, rotate) and
@@ -10,6 +11,7 @@ Examples::
     secmine collect --source live --hf-limit 200      # crawl the Hub and GitHub, then build the corpus
     secmine replay                                    # rebuild the corpus from the archive, offline
     secmine rehydrate --ids labelled                  # fetch the paper's labelled threads with text
+    secmine collect-reset --archive-dir data/raw/archive   # discard an unfinished run (DVC users)
 """
 
 from __future__ import annotations
@@ -37,7 +39,29 @@ def _collect_settings(params_file: Path | None) -> tuple[Any, Any]:
     return collect.Params.load(params_file), collect.Paths.declared()
 
 
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request otherwise
+
+
+def collect_reset_command(
+    archive_dir: Path = typer.Option(None, help="archive folder (default: the collect stage's, dvc.yaml)"),
+) -> None:
+    """Discard the archive's unfinished crawl run, e.g. before `dvc repro` with other parameters."""
+    from secmine.collect.live import reset
+    from secmine.stages import collect
+
+    folder = archive_dir or collect.Paths.declared().archive_dir
+    name = reset(folder)
+    if name is None:
+        typer.echo(f"{folder}: no unfinished run; nothing to discard")
+    else:
+        typer.echo(f"{folder}: discarded the unfinished run {name}; complete runs and state.json are kept")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("collect-reset", rich_help_panel="Collection")(collect_reset_command)
+
     @app.command("replay", rich_help_panel="Collection")
     def replay(
         archive_dir: Path = typer.Option(None, help="archive to replay (default: the collect stage's, dvc.yaml)"),
@@ -68,7 +92,7 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(25, help="GitHub threads per GraphQL query"),
         metrics: Path = typer.Option(None, help="metrics JSON (default: none)"),
         params_file: Path = typer.Option(None, "--params", help="read the collect parameters from this file"),
-        restart: bool = typer.Option(False, help="discard an unfinished run with other ids"),
+        restart: bool = typer.Option(False, help="discard the unfinished run of the archive"),
         progress: bool = typer.Option(True, help="show progress bars"),
     ) -> None:
         """Fetch exactly the threads the replication package labels (ids only there) with their text."""
@@ -78,7 +102,7 @@ def register(app: typer.Typer) -> None:
         params, paths = _collect_settings(params_file)
         settings = params.as_dict()
         settings.update({k: v for k, v in {"hf_endpoint": hf_endpoint, "github_endpoint": github_endpoint}.items() if v})
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        _logging()
         wanted = labelled_ids(ids, replication_dir or paths.replication_dir)
         outputs = StageOutputs(out=str(corpus), metrics=str(metrics) if metrics else None, summary=None)
         result = run_rehydrate(

@@ -10,6 +10,14 @@ Incremental runs pass ``since``: the ``issues`` connection filters on it (``filt
 ``pullRequests`` and ``discussions`` have no such filter, so a light scan (only ``updatedAt``)
 finds the first page holding a thread updated since then, and the full query starts there.
 
+GitHub stops a query after 10 seconds (answering 502, or an error saying it timed out): a page of
+100 threads with their full bodies and first 100 comments can take that long.  Such a page is not
+asked again as it was: the page size is halved (down to ``min_page_size``) and, after
+``grow_after`` pages that pass, doubled again up to ``page_size`` (:class:`PageSize`).  Partial
+answers (a ``null`` node, a ``repository: null`` that is not ``NOT_FOUND``) never reach the
+collector: the transport retries them (:mod:`secmine.collect.answers`), so a thread is never
+skipped while ``since`` moves past it.
+
 Discussion comments are the top-level comments (as the paper's crawler collected them);
 replies are not fetched.  Pull request comments are the conversation comments (not review
 comments on code lines), as PyGithub's ``get_issue().get_comments()`` returns them.
@@ -24,7 +32,7 @@ from typing import Any
 
 import httpx2
 
-from secmine.collect.http import CollectError
+from secmine.collect.http import SHRINKABLE, CollectError, QueryTimeout
 from secmine.schema import Comment, Thread, normalise_timestamp
 
 log = logging.getLogger("secmine.collect")
@@ -131,12 +139,18 @@ class GitHubClient:
         return cls(client, endpoint)
 
     def graphql(
-        self, query: str, variables: dict[str, Any], operation: str
+        self, query: str, variables: dict[str, Any], operation: str, *, shrinkable: bool = False
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """``(data, errors)``; raises on HTTP errors and on errors other than NOT_FOUND."""
+        """``(data, errors)``; raises on HTTP errors and on errors other than NOT_FOUND.
+
+        ``shrinkable``: the caller can ask a smaller page, so a query GitHub could not answer in
+        time raises :class:`~secmine.collect.http.QueryTimeout` instead of being asked again.
+        """
         url = graphql_url(self.endpoint)
         response = self.client.post(
-            url, json={"query": query, "variables": variables, "operationName": operation}
+            url,
+            json={"query": query, "variables": variables, "operationName": operation},
+            extensions={SHRINKABLE: True} if shrinkable else None,
         )
         if response.status_code != 200:
             raise GraphQLError(
@@ -205,6 +219,36 @@ def node_to_thread(
 
 
 @dataclass
+class PageSize:
+    """A page size that halves when GitHub cannot answer in time and grows back after pages pass."""
+
+    full: int
+    floor: int = 1
+    grow_after: int = 4
+    value: int = 0
+    _passed: int = 0
+
+    def __post_init__(self) -> None:
+        self.value = self.value or self.full
+        self.floor = max(1, min(self.floor, self.full))
+
+    @property
+    def shrinkable(self) -> bool:
+        return self.value > self.floor
+
+    def timed_out(self) -> None:
+        self.value = max(self.value // 2, self.floor)
+        self._passed = 0
+
+    def passed(self) -> None:
+        if self.value < self.full:
+            self._passed += 1
+            if self._passed >= self.grow_after:
+                self.value = min(self.value * 2, self.full)
+                self._passed = 0
+
+
+@dataclass
 class GitHubCollector:
     """Threads of GitHub repositories (see the module docstring for the request plan)."""
 
@@ -214,6 +258,25 @@ class GitHubCollector:
     comment_page_size: int = 100
     note: Callable[..., None] = lambda **_: None
     missing: set[str] = field(default_factory=set)
+    min_page_size: int = 1
+    grow_after: int = 4
+
+    def _page(self, full: int) -> PageSize:
+        return PageSize(full, floor=self.min_page_size, grow_after=self.grow_after)
+
+    def _ask(
+        self, query: str, variables: dict[str, Any], operation: str, size: PageSize
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """One page of ``size.value`` items; None when it timed out (``size`` is halved: ask again)."""
+        variables["first"] = size.value
+        try:
+            answer = self.client.graphql(query, dict(variables), operation, shrinkable=size.shrinkable)
+        except QueryTimeout as exc:
+            size.timed_out()
+            log.info("GitHub %s: %s; next page of %s", operation, exc, size.value)
+            return None
+        size.passed()
+        return answer
 
     def _split(self, repo: str) -> tuple[str, str]:
         owner, _, name = repo.partition("/")
@@ -224,18 +287,17 @@ class GitHubCollector:
     def _more_comments(self, repo: str, kind: str, number: int, after: str | None) -> list[dict[str, Any]]:
         owner, name = self._split(repo)
         found: list[dict[str, Any]] = []
+        size = self._page(self.comment_page_size)
         while after is not None:
-            data, _ = self.client.graphql(
+            answer = self._ask(
                 comments_query(kind),
-                {
-                    "owner": owner,
-                    "name": name,
-                    "number": number,
-                    "first": self.comment_page_size,
-                    "after": after,
-                },
+                {"owner": owner, "name": name, "number": number, "first": size.value, "after": after},
                 f"{_OP[kind][:-1]}Comments",
+                size,
             )
+            if answer is None:
+                continue
+            data, _ = answer
             thread = ((data.get("repository") or {}).get(_SINGLE[kind])) or {}
             connection = thread.get("comments") or {}
             found.extend(c for c in connection.get("nodes") or [] if c)
@@ -254,12 +316,18 @@ class GitHubCollector:
     def _skip_to(self, owner: str, name: str, kind: str, since: str) -> tuple[bool, str | None]:
         """Scan ``updatedAt`` only: ``(found, cursor)`` of the first page with a thread updated since."""
         after: str | None = None
+        size = self._page(self.page_size)
         while True:
-            data, _ = self.client.graphql(
+            answer = self._ask(
                 scan_query(kind),
-                {"owner": owner, "name": name, "first": self.page_size, "after": after},
+                # the key order is part of the request body, hence of the archive's request hash
+                {"owner": owner, "name": name, "first": size.value, "after": after},
                 f"Repo{_OP[kind]}Scan",
+                size,
             )
+            if answer is None:
+                continue
+            data, _ = answer
             repository = data.get("repository")
             if repository is None:
                 self.missing.add(f"{owner}/{name}".lower())
@@ -292,12 +360,16 @@ class GitHubCollector:
             "first": self.page_size,
             "comments": self.comment_page_size,
         }
+        size = self._page(self.page_size)
         while True:
             variables["after"] = after
             if kind == "issue":
                 variables["since"] = since
             self.note(stream=f"github:{kind}:{repo}", cursor=after)
-            data, errors = self.client.graphql(list_query(kind), dict(variables), f"Repo{_OP[kind]}")
+            answer = self._ask(list_query(kind), variables, f"Repo{_OP[kind]}", size)
+            if answer is None:
+                continue
+            data, errors = answer
             repository = data.get("repository")
             if repository is None:
                 reason = next((e.get("message") for e in errors), "not found")

@@ -12,13 +12,21 @@ so the GitHub client and ``HfApi`` go through the same code:
   pool.  A primary limit (403/429 with no budget left, or a GraphQL ``RATE_LIMITED`` error)
   marks the token spent; a secondary limit (403/429 with ``Retry-After`` or a "secondary rate
   limit" message) waits ``Retry-After`` (at least a minute when absent).
-* **Faults.**  408, 429 and 5xx answers, connection errors, timeouts and truncated or malformed
-  JSON bodies are retried with exponential backoff and jitter (tenacity); each attempt has its own
-  timeout.  Waiting for a rate-limit reset does not use up the retries.
+* **Faults.**  408, 429 and 5xx answers, connection errors, timeouts, truncated or malformed
+  JSON bodies and error answers with status 200 (:mod:`secmine.collect.answers`: an HTML page, an
+  empty body, GraphQL ``data: null``, a partial answer) are retried with exponential backoff and
+  jitter (tenacity); each attempt has its own timeout.  Waiting for a rate-limit reset does not use
+  up the retries.  When the retries are spent, :class:`FetchError` names the request and the fix.
+* **Timeouts of big GraphQL pages.**  A request the collector marks as shrinkable
+  (:data:`SHRINKABLE`) that GitHub could not answer in time (502/504, an error saying the query
+  timed out, or no answer within the timeout) is not asked again: :class:`QueryTimeout` tells the
+  collector to ask a smaller page, and the recorder notes the timeout so a replay asks the same
+  pages.
 * **Archive.**  Each final answer (not the failed attempts) is handed to a recorder, which writes
   it to the run's archive; the ``Authorization`` header is never recorded.
 
-Time is read and slept through a :class:`Clock`, so tests can run a rate-limit wait instantly.
+Time is read and slept through a :class:`Clock`, so tests can run a rate-limit wait instantly
+(tests use a fake clock from the separate test-double package).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import Any, Protocol
 import httpx2
 import tenacity
 
+from secmine.collect.answers import check_answer
 from secmine.errors import SecmineError
 
 log = logging.getLogger("secmine.collect")
@@ -61,6 +70,9 @@ ARCHIVED_HEADERS = (
     "last-modified",
 )
 SECONDARY_MIN_WAIT = 60.0
+# Request extension a collector sets on a GraphQL query it can ask again with a smaller page.
+SHRINKABLE = "secmine.shrinkable"
+RESUME_HINT = "nothing of this request was archived; rerun the same command to resume from it"
 _HF_RATELIMIT_RE = re.compile(r"\"(?P<resource>[\w-]+)\"\s*;\s*r\s*=\s*(?P<r>\d+)\s*;\s*t\s*=\s*(?P<t>\d+)")
 
 
@@ -74,6 +86,22 @@ class TokenError(CollectError):
 
 class FetchError(CollectError):
     """A request still failed after all retries."""
+
+
+class QueryTimeout(CollectError):
+    """GitHub could not answer a (shrinkable) GraphQL query in time: ask a smaller page."""
+
+
+class AnswerError(CollectError):
+    """An answer that no retry can fix (the query itself was refused)."""
+
+
+class _Timeout(Exception):
+    """One attempt timed out on a shrinkable request."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _Retryable(Exception):
@@ -95,25 +123,6 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
-
-
-class FakeClock(Clock):
-    """A clock whose ``sleep`` only moves time forward (for tests and benchmarks)."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self._now = time.time() if start is None else start
-        self.slept: list[float] = []
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.slept.append(seconds)
-            if seconds > 0:
-                self._now += seconds
 
 
 @dataclass
@@ -234,6 +243,8 @@ class TokenPool:
 class Recorder(Protocol):
     def record(self, request: httpx2.Request, response: httpx2.Response) -> None: ...
 
+    def record_fault(self, request: httpx2.Request, fault: str, reason: str) -> None: ...
+
 
 @dataclass
 class RetryPolicy:
@@ -252,6 +263,7 @@ class TransportStats:
     retries: int = 0
     rate_limit_waits: int = 0
     graphql_cost: int = 0
+    timeouts: int = 0  # shrinkable queries GitHub could not answer in time
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def count(self, reason: str) -> None:
@@ -352,6 +364,10 @@ class CollectTransport(httpx2.BaseTransport):
                 content = raw.read()
             finally:
                 raw.close()
+        except httpx2.TimeoutException as exc:
+            if request.extensions.get(SHRINKABLE):
+                raise _Timeout(f"no answer within {timeout:g} s ({type(exc).__name__})") from exc
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
         except httpx2.TransportError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
         headers = [
@@ -404,6 +420,12 @@ class CollectTransport(httpx2.BaseTransport):
                 self.stats.count("429")
                 raise _Retryable("429 Too Many Requests", wait=retry_after)
             return  # a plain 403 (forbidden) is an answer, not a fault
+        verdict = check_answer(response.request, response) if self.policy.validate_json else None
+        if verdict is not None and verdict.kind == "timeout":
+            self.stats.count("timeout")
+            if response.request.extensions.get(SHRINKABLE):
+                raise _Timeout(verdict.reason)
+            raise _Retryable(verdict.reason, wait=retry_after_seconds(headers, now))
         if status in RETRY_STATUSES:
             self.stats.count(str(status))
             raise _Retryable(f"{status} {response.reason_phrase}", wait=retry_after_seconds(headers, now))
@@ -414,6 +436,16 @@ class CollectTransport(httpx2.BaseTransport):
                 self.stats.count("bad-json")
                 raise _Retryable(f"malformed JSON body ({exc})") from exc
             self._graphql_budget(index, payload)
+        if verdict is not None:
+            if verdict.kind == "fatal":
+                self.stats.count("refused-query")
+                raise AnswerError(
+                    f"{response.request.method} {_describe(response.request)}: {verdict.reason}; the "
+                    "collector's query does not fit this API (check --github-endpoint and the secmine "
+                    "version)"
+                )
+            self.stats.count("error-answer")
+            raise _Retryable(verdict.reason)
 
     def _graphql_budget(self, index: int, payload: Any) -> None:
         if not isinstance(payload, dict):
@@ -454,7 +486,7 @@ class CollectTransport(httpx2.BaseTransport):
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.info("retrying %s %s after %s", request.method, _safe_url(request.url), exc)
+            log.info("retrying %s %s after %s", request.method, _describe(request), exc)
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -483,8 +515,15 @@ class CollectTransport(httpx2.BaseTransport):
                         raise
         except _Retryable as exc:
             raise FetchError(
-                f"{request.method} {_safe_url(request.url)} failed after {self.policy.max_retries} retries: {exc.reason}"
+                f"{request.method} {_describe(request)} failed after {self.policy.max_retries} retries: "
+                f"{exc.reason}; {RESUME_HINT}"
             ) from None
+        except _Timeout as exc:
+            self.stats.timeouts += 1
+            log.info("%s %s: %s; asking a smaller page", request.method, _describe(request), exc.reason)
+            if self.recorder is not None:
+                self.recorder.record_fault(request, "timeout", exc.reason)
+            raise QueryTimeout(f"{request.method} {_describe(request)}: {exc.reason}") from None
         self.stats.requests += 1
         for hook in self.on_response:
             hook(response)
@@ -497,6 +536,22 @@ class CollectTransport(httpx2.BaseTransport):
 
     def shutdown(self) -> None:
         self.inner.close()
+
+
+def _describe(request: httpx2.Request) -> str:
+    """The URL of a request for messages, with the GraphQL operation: ``.../graphql (RepoIssues)``."""
+    url = _safe_url(request.url)
+    if request.content and request.url.path.endswith("/graphql"):
+        try:
+            operation = json.loads(request.content).get("operationName")
+        except (ValueError, AttributeError):
+            operation = None
+        if operation:
+            return f"{url} ({operation})"
+    return url
+
+
+describe_request = _describe
 
 
 def _iso_epoch(value: Any) -> float | None:

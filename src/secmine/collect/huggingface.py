@@ -14,12 +14,21 @@ For each repository type in scope (models by default; datasets and spaces as opt
    events give the opening post, the comments and the status changes.
 
 The Hub gives no update time for a discussion, so an incremental run fetches the details of the
-discussions that are new, still open, or whose status changed since the previous run.
+discussions that are new, still open, whose status changed, or whose number of comments in the
+listing (``numComments``) changed since the previous run (a new comment on a closed discussion).
+The discussion listing is requested by the collector itself (the same URL as
+``HfApi.get_repo_discussions``, whose objects drop ``numComments``).
 
 Requests go through :func:`hub_session`, i.e. the collector's own HTTP transport (retries, rate
-limits, archive).  ``HF_HUB_OFFLINE``, which the Makefile sets to forbid model downloads, does not
-stop a live crawl: choosing ``collect.source: live`` is the explicit request for network access
-(the default snapshot source never touches the network).
+limits, archive), and only the collector's requests do: ``huggingface_hub`` makes requests of its
+own when telemetry is on (``{HF_ENDPOINT}/api/agent-harnesses``, to name the AI agent in its
+user agent), through whatever client it is given and to ``HF_ENDPOINT`` rather than the collector's
+endpoint.  The collector's ``HfApi`` marks its requests (:data:`COLLECTOR_HEADER`); any other
+request is refused before it reaches the transport, so it is never sent, archived or replayed,
+whatever ``HF_HUB_OFFLINE`` and ``HF_HUB_DISABLE_TELEMETRY`` say.  ``HF_HUB_OFFLINE``, which the
+Makefile sets to forbid model downloads, does not stop a live crawl: choosing
+``collect.source: live`` is the explicit request for network access (the default snapshot source
+never touches the network).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from secmine.collect.http import CollectError
+from secmine.collect.http import CollectError, safe_url
 from secmine.collect.linking import best_link, github_links
 from secmine.schema import Comment, Thread, normalise_timestamp
 
@@ -72,21 +81,72 @@ LIST_EXPAND = {
 }
 OPEN_STATUSES = frozenset({"open", "draft"})
 CLOSED_STATUSES = frozenset({"closed", "merged"})
+# Marks the requests of the collector's HfApi; the mark is removed before a request is sent.
+COLLECTOR_HEADER = "x-secmine-collector"
+
+
+class ForeignRequestError(CollectError):
+    """huggingface_hub asked for something the collector did not ask for."""
+
+
+class CollectorOnly(httpx2.BaseTransport):
+    """Passes on the requests that carry :data:`COLLECTOR_HEADER` (without it); refuses others."""
+
+    def __init__(self, inner: httpx2.BaseTransport) -> None:
+        self.inner = inner
+        self.refused: list[str] = []
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if COLLECTOR_HEADER not in request.headers:
+            url = safe_url(request.url)
+            self.refused.append(f"{request.method} {url}")
+            log.debug("refused a request huggingface_hub made of its own: %s %s", request.method, url)
+            raise ForeignRequestError(
+                f"{request.method} {url}: huggingface_hub made this request of its own; the collector sends, "
+                "archives and replays only its own requests"
+            )
+        del request.headers[COLLECTOR_HEADER]
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        """The inner transport is shared; nothing to close."""
 
 
 @contextlib.contextmanager
-def hub_session(transport: httpx2.BaseTransport) -> Iterator[None]:
-    """Route every ``huggingface_hub`` request through ``transport`` (restored afterwards)."""
+def hub_session(transport: httpx2.BaseTransport) -> Iterator[CollectorOnly]:
+    """Route ``huggingface_hub``'s requests through ``transport`` (restored afterwards): those
+    of the collector's ``HfApi`` (marked with :data:`COLLECTOR_HEADER`); any other is refused."""
     from huggingface_hub.utils import _http as hub_http
 
+    guard = CollectorOnly(transport)
     previous = hub_http._GLOBAL_CLIENT_FACTORY
-    hub_http.set_client_factory(
-        lambda: httpx2.Client(transport=transport, follow_redirects=True, timeout=None)
-    )
+    hub_http.set_client_factory(lambda: httpx2.Client(transport=guard, follow_redirects=True, timeout=None))
     try:
-        yield
+        yield guard
     finally:
         hub_http.set_client_factory(previous)
+
+
+@dataclass(frozen=True)
+class ListedDiscussion:
+    """One entry of a repository's discussion listing (``numComments`` included)."""
+
+    num: int
+    title: str
+    status: str
+    created_at: Any
+    is_pull_request: bool
+    num_comments: int | None
+
+
+def known_entry(value: Any) -> tuple[str | None, int | None]:
+    """``(status, comments)`` of a ``hf_known`` entry: a dict, or a bare status (older archives)."""
+    if isinstance(value, dict):
+        comments = value.get("comments")
+        return value.get("status"), int(comments) if comments is not None else None
+    if value is None:
+        return None, None
+    return str(value), None
 
 
 def repo_key(repo_type: str, repo_id: str) -> str:
@@ -175,9 +235,11 @@ class HubCollector:
     discussion_type: str = "discussion"  # discussion | pull_request | all
     link_min_score: float = 0.0
     repos: tuple[str, ...] = ()  # explicit repositories ("org/name", "datasets/org/name"); no listing
-    known: dict[str, dict[str, str]] = field(default_factory=dict)
+    known: dict[str, dict[str, Any]] = field(default_factory=dict)
     since: str | None = None
     note: Callable[..., None] = lambda **_: None
+    # filled as the crawl goes: the listing's status and comment count of each discussion fetched
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for kind in self.scope:
@@ -245,21 +307,52 @@ class HubCollector:
             log.warning("Hugging Face %s: README answered HTTP %s", repo_id, response.status_code)
         return None
 
-    def _wanted(self, key: str, discussion: Any) -> bool:
+    def _wanted(self, key: str, discussion: ListedDiscussion) -> bool:
         previous = self.known.get(key)
         status = str(discussion.status)
+        seen_status, seen_comments = known_entry(previous.get(str(discussion.num)) if previous else None)
+        unchanged = seen_status == status and (
+            discussion.num_comments is None or seen_comments == discussion.num_comments
+        )
         if self.since:
             created = normalise_timestamp(discussion.created_at) or ""
-            if (
-                created < self.since
-                and status not in OPEN_STATUSES
-                and (previous is None or previous.get(str(discussion.num)) == status)
-            ):
+            if created < self.since and status not in OPEN_STATUSES and (previous is None or unchanged):
                 return False
-        if previous is None:
+        if previous is None or seen_status is None:
             return True
-        seen = previous.get(str(discussion.num))
-        return seen is None or seen in OPEN_STATUSES or seen != status
+        return seen_status in OPEN_STATUSES or not unchanged
+
+    def list_discussions(
+        self, repo_id: str, repo_type: str | None, kind: str | None
+    ) -> list[ListedDiscussion]:
+        """A repository's discussion listing, every page (the request ``get_repo_discussions`` makes)."""
+        from huggingface_hub.utils import get_session, hf_raise_for_status
+
+        path = f"{self.api.endpoint}/api/{repo_type or 'model'}s/{repo_id}/discussions"
+        params: dict[str, str | int] = {"type": kind} if kind else {}
+        listed: list[ListedDiscussion] = []
+        page = 0
+        while True:
+            params["p"] = page
+            response = get_session().get(path, headers=self.api._build_hf_headers(), params=params)
+            hf_raise_for_status(response)
+            answer = response.json()
+            items = answer.get("discussions") or []
+            for item in items:
+                comments = item.get("numComments")
+                listed.append(
+                    ListedDiscussion(
+                        num=int(item["num"]),
+                        title=item.get("title") or "",
+                        status=str(item.get("status")),
+                        created_at=item.get("createdAt"),
+                        is_pull_request=bool(item.get("isPullRequest")),
+                        num_comments=int(comments) if comments is not None else None,
+                    )
+                )
+            if not items or int(answer.get("start", 0)) + len(items) >= int(answer.get("count", 0)):
+                return listed
+            page += 1
 
     def discussions(self, repo_type: str, repo_id: str) -> Iterator[Thread]:
         """The discussions of one repository with their events (those :meth:`_wanted`)."""
@@ -268,7 +361,7 @@ class HubCollector:
         hub_type = None if repo_type == "model" else repo_type
         self.note(stream=f"huggingface:discussions:{key}")
         try:
-            listed = list(self.api.get_repo_discussions(repo_id, repo_type=hub_type, discussion_type=kind))
+            listed = self.list_discussions(repo_id, hub_type, kind)
         except Exception as exc:  # noqa: BLE001
             if not _is_http_error(exc):
                 raise
@@ -286,6 +379,10 @@ class HubCollector:
                     "Hugging Face %s#%s: details not available (%s)", key, discussion.num, _reason(exc)
                 )
                 continue
+            self.seen.setdefault(key, {})[str(discussion.num)] = {
+                "status": discussion.status,
+                "comments": discussion.num_comments,
+            }
             yield details_to_thread(details, repo_type=repo_type, source=self.source)
 
     def repository(self, repo_type: str, info: Any) -> Iterator[dict[str, Any] | Thread]:

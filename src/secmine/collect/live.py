@@ -6,6 +6,10 @@ its manifest.  :func:`execute` turns a plan into threads and model records; it i
 for the live crawl and for the replay, only the transports differ.  The corpus of a live crawl is
 always built by replaying the archive, so a crawl and its replay give the same corpus by
 construction, and a resumed crawl cannot hold a thread twice or miss one.
+
+One collector works on an archive at a time (:meth:`Archive.lock`); :func:`reset` discards an
+unfinished run (``secmine collect-reset``), which is how a DVC user, who cannot pass ``--restart``,
+starts over.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secmine.collect.archive import Archive, ArchiveTransport, ReplaySource, Run, read_records
+from secmine.collect.archive import Archive, ArchiveTransport, ReplaySource, Run, read_records, reset_hint
 from secmine.collect.bots import split_names
 from secmine.collect.github import DEFAULT_ENDPOINT as GITHUB_ENDPOINT
 from secmine.collect.github import KINDS as GITHUB_KINDS
@@ -33,7 +37,7 @@ from secmine.collect.http import (
     tokens_from_env,
 )
 from secmine.collect.huggingface import DEFAULT_ENDPOINT as HF_ENDPOINT
-from secmine.collect.huggingface import HubCollector, hub_session
+from secmine.collect.huggingface import COLLECTOR_HEADER, HubCollector, hub_session
 from secmine.schema import Thread, normalise_timestamp, parse_thread_id, thread_id
 
 log = logging.getLogger("secmine.collect")
@@ -61,6 +65,8 @@ class LiveConfig:
     github_kinds: list[str] = field(default_factory=lambda: list(GITHUB_KINDS))
     page_size: int = 100
     comment_page_size: int = 100
+    min_page_size: int = 1
+    grow_after: int = 4
     since: str | None = None
     timeout_s: float = 30.0
     max_retries: int = 6
@@ -85,6 +91,8 @@ class LiveConfig:
             github_kinds=split_names(params.get("github_kinds", ",".join(GITHUB_KINDS))),
             page_size=int(params.get("page_size") or 100),
             comment_page_size=int(params.get("comment_page_size") or params.get("page_size") or 100),
+            min_page_size=int(params.get("min_page_size") or 1),
+            grow_after=int(params.get("grow_after") or 4),
             since=normalise_timestamp(params.get("since")) if params.get("since") else None,
             timeout_s=float(params.get("timeout_s") or 30.0),
             max_retries=int(params.get("max_retries", 6)),
@@ -98,6 +106,10 @@ class LiveConfig:
                 raise CollectError(f"collect.github_kinds: {kind!r} is not one of {GITHUB_KINDS}")
         if not 1 <= self.page_size <= 100 or not 1 <= self.comment_page_size <= 100:
             raise CollectError("collect.page_size: GitHub pages hold 1 to 100 items")
+        if not 1 <= self.min_page_size <= min(self.page_size, self.comment_page_size):
+            raise CollectError("collect.min_page_size: between 1 and the page sizes")
+        if self.grow_after < 1:
+            raise CollectError("collect.grow_after: at least 1 page")
 
     @property
     def uses_hf(self) -> bool:
@@ -167,6 +179,19 @@ def _config(plan: Mapping[str, Any]) -> LiveConfig:
     return LiveConfig(**plan["config"])
 
 
+def _hub_api(config: LiveConfig, hf_token: str | bool | None) -> Any:
+    """The collector's ``HfApi``: its requests carry the collector's mark, so that
+    :func:`~secmine.collect.huggingface.hub_session` sends them and refuses any request
+    ``huggingface_hub`` makes of its own."""
+    from huggingface_hub import HfApi
+
+    return HfApi(
+        endpoint=config.hf_endpoint,
+        token=hf_token if hf_token else False,
+        headers={COLLECTOR_HEADER: "1"},
+    )
+
+
 @dataclass
 class Transports:
     github: Any
@@ -180,15 +205,18 @@ def execute(
     source: str,
     hf_token: str | bool | None = False,
     note: Callable[..., None] = lambda **_: None,
+    hf_seen: dict[str, dict[str, Any]] | None = None,
 ) -> Iterator[dict[str, Any] | Thread]:
-    """Run a crawl plan: model records (dicts) and threads, in request order."""
-    from huggingface_hub import HfApi
+    """Run a crawl plan: model records (dicts) and threads, in request order.
 
+    ``hf_seen`` is filled with what the Hub's listings said of each discussion fetched (status and
+    number of comments), which later runs compare with (``state.json``'s ``hf_known``).
+    """
     config = _config(plan)
     since_map: dict[str, str] = plan.get("since") or {}
     repos: list[str] = list(config.github_repos)
     if config.uses_hf:
-        api = HfApi(endpoint=config.hf_endpoint, token=hf_token if hf_token else False)
+        api = _hub_api(config, hf_token)
         hub = HubCollector(
             api=api,
             source=f"{source}:huggingface",
@@ -203,6 +231,7 @@ def execute(
             known=plan.get("hf_known") or {},
             since=config.since,
             note=note,
+            seen=hf_seen if hf_seen is not None else {},
         )
         with hub_session(transports.hf):
             for item in hub.crawl():
@@ -223,6 +252,8 @@ def execute(
         source=f"{source}:github",
         page_size=config.page_size,
         comment_page_size=config.comment_page_size,
+        min_page_size=config.min_page_size,
+        grow_after=config.grow_after,
         note=note,
     )
     for repo in unique:
@@ -240,8 +271,6 @@ def execute_rehydrate(
     note: Callable[..., None] = lambda **_: None,
 ) -> Iterator[tuple[str, Thread | None]]:
     """Fetch exactly the threads of a rehydration plan: ``(requested id, thread or None)``."""
-    from huggingface_hub import HfApi
-
     config = _config(plan)
     github: dict[str, list[tuple[str, int]]] = {}
     hub_ids: list[tuple[str, int, str]] = []
@@ -252,15 +281,19 @@ def execute_rehydrate(
         else:
             hub_ids.append((repo, number, value))
     if hub_ids:
-        api = HfApi(endpoint=config.hf_endpoint, token=hf_token if hf_token else False)
-        hub = HubCollector(api=api, source=f"{source}:huggingface", note=note)
+        hub = HubCollector(api=_hub_api(config, hf_token), source=f"{source}:huggingface", note=note)
         with hub_session(transports.hf):
             for repo, number, value in hub_ids:
                 yield value, hub.rehydrate(repo, number)
     if github:
         client = GitHubClient.create(transports.github, config.github_endpoint)
         collector = GitHubCollector(
-            client, source=f"{source}:github", comment_page_size=config.comment_page_size, note=note
+            client,
+            source=f"{source}:github",
+            comment_page_size=config.comment_page_size,
+            min_page_size=config.min_page_size,
+            grow_after=config.grow_after,
+            note=note,
         )
         for repo, items in github.items():
             for (kind, number), thread in collector.rehydrate(repo, items, batch=int(plan.get("batch", 25))):
@@ -315,7 +348,9 @@ def _live_transports(
     offset = int(checkpoint.get("offset", 0))
     run.open_for_append(credentials.secrets)
     source = ReplaySource(
-        read_records(run.folder / "responses.jsonl.gz.partial", limit=offset), where=f"{run.folder}"
+        read_records(run.folder / "responses.jsonl.gz.partial", limit=offset),
+        where=f"{run.folder}",
+        fix=f"discard the unfinished run with {reset_hint(run.folder.parent.parent)}, then rerun",
     )
     policy = RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s)
     gh_pool = TokenPool(credentials.github or [None], clock=clock, inject=True, scheme="bearer")
@@ -335,20 +370,43 @@ def _transport_stats(live: Sequence[CollectTransport]) -> dict[str, Any]:
 
 
 def start_or_resume(archive: Archive, plan: dict[str, Any], *, restart: bool = False) -> tuple[Run, bool]:
-    """The run to work on: the unfinished one with the same plan, or a new one."""
+    """The run to work on: the unfinished one with the same plan, or a new one.
+
+    ``restart`` discards the unfinished run whatever its plan (and what it archived).
+    """
     archive.ensure()
     unfinished = archive.unfinished()
     if unfinished is not None:
-        if unfinished.plan == plan:
+        if restart:
+            archive.discard_unfinished()
+        elif unfinished.plan == plan:
             return unfinished, True
-        if not restart:
+        else:
             raise CollectError(
                 f"{unfinished.folder}: an unfinished run with other parameters is in the archive; rerun with "
-                "the same parameters to finish it, or pass --restart to discard it"
+                f"the same parameters to finish it, or discard it with {reset_hint(archive.root)}"
             )
-        log.warning("discarding unfinished run %s", unfinished.folder)
-        archive.discard(unfinished)
     return archive.new_run(plan), False
+
+
+def reset(archive_dir: str | os.PathLike[str]) -> str | None:
+    """Discard the unfinished run of an archive (``secmine collect-reset``); its name, or None.
+
+    Complete runs and ``state.json`` are kept, so the next crawl starts from what they fetched.
+    """
+    archive = Archive(Path(archive_dir))
+    if not (archive.root / "runs").is_dir():
+        return None
+    with archive.lock("secmine collect-reset"):
+        run = archive.discard_unfinished()
+    return run.name if run is not None else None
+
+
+def _fail_run(run: Run, exc: BaseException, bar: _Progress) -> None:
+    """Close the archive and note the failure, never hiding ``exc`` behind a second error."""
+    run.close()
+    run.mark_failed(exc)
+    bar.close()
 
 
 def crawl(
@@ -371,6 +429,30 @@ def crawl(
     credentials = credentials if credentials is not None else Credentials.from_env()
     credentials.require(config)
     archive = Archive(Path(archive_dir))
+    with archive.lock("secmine collect"):
+        return _crawl(
+            archive,
+            config,
+            credentials=credentials,
+            restart=restart,
+            clock=clock,
+            inner_transport=inner_transport,
+            progress=progress,
+            durable=durable,
+        )
+
+
+def _crawl(
+    archive: Archive,
+    config: LiveConfig,
+    *,
+    credentials: Credentials,
+    restart: bool,
+    clock: Clock | None,
+    inner_transport: Any,
+    progress: bool,
+    durable: bool,
+) -> RunResult:
     state = archive.state
     plan = crawl_plan(config, state)
     run, resumed = start_or_resume(archive, plan, restart=restart)
@@ -385,11 +467,16 @@ def crawl(
         )
     bar = _Progress(f"collect {run.name}", pools, [t.stats for t in live], enabled=progress)
     since: dict[str, str] = {}
-    known: dict[str, dict[str, str]] = {}
+    known: dict[str, dict[str, Any]] = {}
     threads = 0
     try:
         for item in execute(
-            plan, transports, source=f"live:{run.name}", hf_token=credentials.hf or False, note=run.note
+            plan,
+            transports,
+            source=f"live:{run.name}",
+            hf_token=credentials.hf or False,
+            note=run.note,
+            hf_seen=known,
         ):
             if isinstance(item, Thread):
                 threads += 1
@@ -397,13 +484,9 @@ def crawl(
                     key = f"github:{item.kind}:{item.repo}"
                     if item.updated_at and item.updated_at > since.get(key, ""):
                         since[key] = item.updated_at
-                else:
-                    known.setdefault(item.repo, {})[str(item.number)] = item.state or ""
                 bar.update(1, replayed=source.served)
     except BaseException as exc:
-        run.close()
-        run.mark("failed", error=f"{type(exc).__name__}: {exc}")
-        bar.close()
+        _fail_run(run, exc, bar)
         raise
     bar.close()
     stats = _transport_stats(live)
@@ -415,8 +498,8 @@ def crawl(
         if value > merged_since.get(key, ""):
             merged_since[key] = value
     merged_known = dict(new_state.get("hf_known") or {})
-    for repo, statuses in known.items():
-        merged_known[repo] = {**merged_known.get(repo, {}), **statuses}
+    for repo, seen in known.items():
+        merged_known[repo] = {**merged_known.get(repo, {}), **seen}
     new_state.update(since=merged_since, hf_known=merged_known, runs=[*new_state.get("runs", []), run.name])
     archive.write_state(new_state)
     for transport in live:
@@ -464,7 +547,14 @@ def replay(archive_dir: str | os.PathLike[str], *, kind: str = "crawl") -> Repla
         plan = run.plan
         if plan.get("kind", "crawl") != kind:
             continue
-        source = ReplaySource(run.records(), where=str(run.folder))
+        source = ReplaySource(
+            run.records(),
+            where=str(run.folder),
+            fix=(
+                f"the run was archived by an older secmine: move {run.folder} out of the archive and crawl "
+                "again (`secmine collect --source live`)"
+            ),
+        )
         transports = Transports(github=ArchiveTransport(source), hf=ArchiveTransport(source))
         if kind == "crawl":
             for item in execute(plan, transports, source=f"live:{run.name}"):
@@ -510,6 +600,25 @@ def rehydrate(
     platforms = {parse_thread_id(i)[0] for i in ids}
     credentials.require_platforms(platforms)
     archive = Archive(Path(archive_dir))
+    with archive.lock("secmine rehydrate"):
+        return _rehydrate(
+            archive, ids, config, credentials=credentials, batch=batch, restart=restart, clock=clock,
+            progress=progress, durable=durable,
+        )  # fmt: skip
+
+
+def _rehydrate(
+    archive: Archive,
+    ids: Sequence[str],
+    config: LiveConfig,
+    *,
+    credentials: Credentials,
+    batch: int,
+    restart: bool,
+    clock: Clock | None,
+    progress: bool,
+    durable: bool,
+) -> RunResult:
     plan = rehydrate_plan(config, ids, batch=batch)
     run, resumed = start_or_resume(archive, plan, restart=restart)
     run.durable = durable
@@ -524,9 +633,7 @@ def rehydrate(
             found += thread is not None
             bar.update(1, replayed=source.served)
     except BaseException as exc:
-        run.close()
-        run.mark("failed", error=f"{type(exc).__name__}: {exc}")
-        bar.close()
+        _fail_run(run, exc, bar)
         raise
     bar.close()
     stats = _transport_stats(live)

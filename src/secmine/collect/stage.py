@@ -269,14 +269,20 @@ def labelled_ids(which: str, replication_dir: str | os.PathLike[str] | None = No
         if not path.is_file():
             raise FileNotFoundError(f"{path}: id list not found (or use labelled, security_only, all)")
         if path.suffix == ".csv":
-            import pandas as pd
+            from secmine.inputs import read_csv
 
-            frame = pd.read_csv(path, dtype=str)
-            if "thread_id" not in frame.columns:
-                raise ValueError(f"{path}: no 'thread_id' column")
-            ids = [v for v in frame["thread_id"].dropna()]
+            frame = read_csv(path, required=("thread_id",), what="id list", dtype=str, keep_default_na=False)
+            for position, value in enumerate(frame["thread_id"]):
+                if not str(value).strip():
+                    raise ValueError(f"{path}, row {position + 2}, field 'thread_id': empty; give a thread id "
+                                     "(gh:kind:owner/name#number) or delete the row")
+            ids = [str(v).strip() for v in frame["thread_id"]]
         else:
-            ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            from secmine.inputs import check_utf8
+
+            data = path.read_bytes()
+            check_utf8(path, data, what="id list")
+            ids = [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()]
     from secmine.schema import parse_thread_id
 
     for value in ids:

@@ -73,13 +73,18 @@ def load_inputs(
     if source.suffix.lower() in {".csv", ".tsv"} or source.name.lower().endswith((".csv.gz", ".tsv.gz")):
         if not source.is_file():
             raise FileNotFoundError(f"{source}: input file not found")
+        from secmine.inputs import read_csv
+
         sep = "\t" if ".tsv" in source.name.lower() else ","
-        frame = pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False)
+        frame = read_csv(source, what="input CSV", sep=sep, dtype=str, keep_default_na=False)
         if text_column not in frame.columns:
             raise ValueError(f"{source}: no column {text_column!r} (found {list(frame.columns)}); set --text-column")
         ids = frame[id_column].tolist() if id_column in frame.columns else [str(i) for i in range(len(frame))]
         seen: dict[str, int] = {}
         for row, value in enumerate(ids, start=2):
+            if not str(value).strip():
+                raise ValueError(f"{source}, row {row}, field {id_column!r}: empty; give every row an id "
+                                 "(or drop the column to number the rows)")
             if value in seen:
                 raise ValueError(f"{source}, row {row}, field {id_column!r}: id {value!r} repeats row {seen[value]}")
             seen[value] = row

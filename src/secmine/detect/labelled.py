@@ -184,7 +184,9 @@ def from_security_labels(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: security labels not found")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    from secmine.inputs import read_csv
+
+    table = read_csv(path, what="labelled CSV", dtype=str, keep_default_na=False)
     missing = [c for c in ("id", "label") if c not in table.columns]
     if missing:
         raise LabelledError(f"{path}: missing column(s) {missing} (found {list(table.columns)})")
@@ -271,7 +273,9 @@ def from_user_csv(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: labelled CSV not found")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    from secmine.inputs import read_csv
+
+    table = read_csv(path, what="labelled CSV", dtype=str, keep_default_na=False)
     missing = [c for c in (text_column, label_column) if c not in table.columns]
     if missing:
         raise LabelledError(

@@ -88,7 +88,12 @@ def resolve_texts(value: str | os.PathLike[str] | None, root: Path) -> pd.DataFr
         return load_posts(path.parent.parent)
     suffix = path.suffix.casefold()
     if suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        from secmine.inputs import InputError, read_csv
+
+        try:
+            frame = read_csv(path, what="texts CSV", dtype=str, keep_default_na=False)
+        except InputError as exc:
+            raise ThematicInputError(str(exc)) from None
     elif suffix == ".parquet":
         frame = pd.read_parquet(path)
     else:

@@ -1,5 +1,7 @@
 """A fake Hugging Face + GitHub API on 127.0.0.1, for tests and benchmarks (real HTTP).
 
+A test double: it lives in ``secmine_testing``, outside the product package ``secmine``.
+
 It speaks the endpoints the collectors use, with pagination and rate-limit headers:
 
 * Hub: ``GET /api/{models,datasets,spaces}`` (``Link`` pagination), ``GET /api/models/{id}``
@@ -12,22 +14,39 @@ It speaks the endpoints the collectors use, with pagination and rate-limit heade
   ``GET /repos/{o}/{n}/issues`` and ``/issues/{num}/comments`` (``per_page``, ``page``, ``Link``)
   for the per-issue REST baseline of the benchmark.
 
-Faults are injected with :meth:`FakeAPI.add_fault`: ``429``, ``502``, ``secondary`` (403 with
-``Retry-After``), ``slow`` (sleeps before answering), ``truncated`` (announces more bytes than it
-sends), ``cut_json`` (a JSON body cut short), ``malformed`` (not JSON), ``reset`` (closes the
-connection without answering).  Rate-limit windows follow an injectable clock, so a test can
-exhaust a budget and "sleep" through the reset instantly.
+Faults are injected with :meth:`FakeAPI.add_fault` (:data:`FAULT_KINDS`):
+
+* transport and status faults: ``429`` (with ``Retry-After``), ``429_bare`` (without), ``500``,
+  ``502``, ``503``, ``secondary`` (403 with ``Retry-After``), ``slow`` (sleeps before answering),
+  ``truncated`` (announces more bytes than it sends), ``cut_json`` (a JSON body cut short),
+  ``malformed`` (not JSON), ``reset`` (closes the connection without answering);
+* error answers with status 200: ``html`` (an HTML page), ``empty`` (no body), ``data_null``
+  (GraphQL ``data: null`` with an error), ``repo_null`` (``repository: null`` with a
+  ``SERVICE_UNAVAILABLE`` error), ``null_node`` (one node of the page replaced by ``null``, with
+  an error naming its path);
+* GraphQL timeouts as GitHub answers them: ``timeout`` (502 with GitHub's "timeout" error body)
+  and ``timeout_error`` (200 with an error saying the query timed out).  ``graphql_node_limit``
+  makes every query that asks for more nodes than that time out (GitHub's 10-second limit on big
+  pages with full bodies), so only smaller pages pass.
+
+GraphQL queries are charged GitHub's point cost (:func:`graphql_cost`, reported in ``rateLimit``
+and taken from the ``graphql`` budget), REST requests one point each from the ``core`` budget.
+``GET /api/agent-harnesses`` answers as the Hub does, so a request that ``huggingface_hub`` makes
+of its own is visible in :attr:`FakeAPI.log`.  Rate-limit windows follow an injectable clock, so a
+test can exhaust a budget and "sleep" through the reset instantly.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import random
 import re
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -38,6 +57,33 @@ from urllib.parse import parse_qs, urlencode, urlparse
 from secmine.collect.http import Clock
 
 HF_DISCUSSION_PAGE = 50
+FAULT_KINDS = (
+    "429",
+    "429_bare",
+    "500",
+    "502",
+    "503",
+    "secondary",
+    "slow",
+    "truncated",
+    "cut_json",
+    "malformed",
+    "reset",
+    "html",
+    "empty",
+    "data_null",
+    "repo_null",
+    "null_node",
+    "timeout",
+    "timeout_error",
+)
+# Faults that change a real answer rather than replace it.
+MUTATIONS = frozenset({"repo_null", "null_node"})
+GITHUB_TIMEOUT_MESSAGE = (
+    "Something went wrong while executing your query. This may be the result of a timeout, "
+    "or it could be a GitHub bug. Please include `0000:FAKE:0000` when reporting this issue."
+)
+AGENT_HARNESSES = {"standardEnvVars": ["AI_AGENT", "AGENT"], "harnesses": {"fake-agent": {"envVars": {}}}}
 
 
 def iso(dt: datetime) -> str:
@@ -52,6 +98,89 @@ def _uncursor(value: str | None) -> int:
     if not value:
         return -1
     return int(base64.b64decode(value.encode()).decode().split(":")[1])
+
+
+_FIELD_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(\()?")
+
+
+def _argument_value(text: str, name: str, variables: dict[str, Any]) -> int | None:
+    found = re.search(rf"\b{name}\s*:\s*(\$?[A-Za-z0-9_]+)", text)
+    if not found:
+        return None
+    value = found.group(1)
+    if value.startswith("$"):
+        value = variables.get(value[1:])
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _connections(query: str, variables: dict[str, Any]) -> list[tuple[int, ...]]:
+    """Every connection of a query (a field with a ``first``/``last`` argument) as the tuple of the
+    page sizes of the connections it is nested in, its own last."""
+    body = query[query.index("{") :] if "{" in query else query
+    found: list[tuple[int, ...]] = []
+    stack: list[int | None] = []  # per open selection set: the page size of its field, or None
+    position = 0
+    pending: int | None = None
+    while position < len(body):
+        char = body[position]
+        if char == "{":
+            stack.append(pending)
+            pending = None
+            position += 1
+            continue
+        if char == "}":
+            if stack:
+                stack.pop()
+            pending = None
+            position += 1
+            continue
+        match = _FIELD_RE.match(body, position)
+        if not match:
+            position += 1
+            continue
+        position = match.end()
+        pending = None
+        if match.group(2):
+            depth, start = 1, position
+            while position < len(body) and depth:
+                depth += {"(": 1, ")": -1}.get(body[position], 0)
+                position += 1
+            arguments = body[start : position - 1]
+            size = _argument_value(arguments, "first", variables) or _argument_value(
+                arguments, "last", variables
+            )
+            if size is not None:
+                pending = size
+                found.append((*[s for s in stack if s is not None], size))
+    return found
+
+
+def graphql_cost(query: str, variables: dict[str, Any] | None = None) -> int:
+    """GitHub's point cost of a query: for each connection, the number of requests needed to fill
+    it (the product of the page sizes of the connections it is nested in), summed, divided by 100
+    and rounded to the nearest whole number; at least 1.  A page of 100 threads with their first
+    100 labels and 100 comments: (1 + 100 + 100) / 100 = 2.01, so 2 points."""
+    requests = 0
+    for path in _connections(query, variables or {}):
+        parents = 1
+        for size in path[:-1]:
+            parents *= size
+        requests += parents
+    return max(int(requests / 100 + 0.5), 1)
+
+
+def graphql_nodes(query: str, variables: dict[str, Any] | None = None) -> int:
+    """GitHub's node count of a query: the product of the page sizes down to each connection, summed."""
+    total = 0
+    for path in _connections(query, variables or {}):
+        product = 1
+        for size in path:
+            product *= size
+        total += product
+    return total
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -139,6 +268,7 @@ class FakeAPI:
         tokens: set[str] | None = None,
         require_github_token: bool = True,
         graphql_limit_style: str = "403",
+        graphql_node_limit: int | None = None,
     ) -> None:
         self.data = data
         self.clock = clock or Clock()
@@ -148,9 +278,12 @@ class FakeAPI:
         self.tokens = tokens
         self.require_github_token = require_github_token
         self.graphql_limit_style = graphql_limit_style
+        self.graphql_node_limit = graphql_node_limit
+        self.points: dict[str, int] = {"graphql": 0, "core": 0}
         self.hf_list_page = 1000
         self.errors: list[str] = []
         self.faults: list[Fault] = []
+        self.applied: Counter[str] = Counter()  # faults that reached a request, by kind
         self.log: list[Logged] = []
         self.on_request: Callable[[int], None] | None = None
         self._windows: dict[tuple[str, str], _Window] = {}
@@ -167,7 +300,7 @@ class FakeAPI:
         class Handler(_Handler):
             server_api = api
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fakeapi", daemon=True)
         self._thread.start()
@@ -194,6 +327,8 @@ class FakeAPI:
     def add_fault(
         self, kind: str, match: str = "", *, times: int = 1, delay: float = 0.0, retry_after: int = 1
     ) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
         with self._lock:
             self.faults.append(Fault(kind, match, times, delay, retry_after))
 
@@ -215,17 +350,19 @@ class FakeAPI:
             for fault in self.faults:
                 if fault.times > 0 and (not fault.match or fault.match in path or fault.match == operation):
                     fault.times -= 1
+                    if fault.kind not in MUTATIONS:  # a mutation counts when it changed an answer
+                        self.applied[fault.kind] += 1
                     return fault
         return None
 
     def budget_window(self, api: str, token: str | None) -> _Window:
+        """The rate-limit window of ``api`` (``graphql``, ``core`` or ``hf``) for a token."""
         now = self.clock.now()
         with self._lock:
             key = (api, token or "")
             if key not in self._windows:
-                self._windows[key] = _Window(
-                    self.github_limit if api == "github" else self.hf_limit, self.window, now
-                )
+                limit = self.hf_limit if api == "hf" else self.github_limit
+                self._windows[key] = _Window(limit, self.window, now)
             window = self._windows[key]
             window.roll(now)
             return window
@@ -238,11 +375,36 @@ class FakeAPI:
             self._index[key] = sorted(items, key=lambda t: (t["updated_at"], t["number"]))
         return self._index[key]
 
+    def repo_comments(self, repo: str) -> list[tuple[str, int, int, dict[str, Any]]]:
+        """Every issue and pull request comment of ``repo``: ``(created_at, number, position, comment)``
+        oldest first (kept with the thread index: clear ``_index`` after changing the data)."""
+        key = (repo.lower(), "_comments")
+        if key not in self._index:
+            every = [
+                (c["created_at"], t["number"], position, c)
+                for kind in ("issue", "pull_request")
+                for t in self.sorted_threads(repo, kind)
+                for position, c in enumerate(t.get("comments") or [])
+            ]
+            every.sort(key=lambda item: item[:3])
+            self._index[key] = every  # type: ignore[assignment]
+        return self._index[key]  # type: ignore[return-value]
+
     def repo_exists(self, repo: str) -> bool:
         return any(k.lower() == repo.lower() for k in self.data.github)
 
     def hf_repo(self, repo_type: str, repo_id: str) -> dict[str, Any] | None:
         return next((r for r in self.data.hf.get(repo_type, []) if r["id"] == repo_id), None)
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed, timed out) is not an error of the server."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -273,7 +435,39 @@ class _Handler(BaseHTTPRequestHandler):
         self._entry.status = status
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        if self._mutation is not None and status == 200 and isinstance(payload, dict):
+            payload = self._mutate(self._mutation, payload)
         self._send(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
+
+    def _mutate(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A real GraphQL answer made partial: ``repository: null`` or one node ``null``."""
+        data = payload.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("repository"), dict):
+            return payload
+        api = self.server_api
+        if kind == "repo_null":
+            with api._lock:
+                api.applied[kind] += 1
+            error = {
+                "type": "SERVICE_UNAVAILABLE",
+                "path": ["repository"],
+                "message": "Something went wrong while fetching the repository; try again later.",
+            }
+            return {**payload, "data": {**data, "repository": None}, "errors": [error]}
+        for name, connection in data["repository"].items():
+            nodes = connection.get("nodes") if isinstance(connection, dict) else None
+            if nodes:
+                index = len(nodes) // 2
+                nodes[index] = None
+                with api._lock:
+                    api.applied[kind] += 1
+                error = {
+                    "type": "INTERNAL",
+                    "path": ["repository", name, "nodes", index],
+                    "message": "Something went wrong while resolving this node.",
+                }
+                return {**payload, "errors": [*(payload.get("errors") or []), error]}
+        return payload
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle("GET")
@@ -310,8 +504,11 @@ class _Handler(BaseHTTPRequestHandler):
             number = len(api.log)
         if api.on_request is not None:
             api.on_request(number)
+        self._mutation: str | None = None
         fault = api.take_fault(parsed.path, operation)
-        if fault is not None and self._fault(fault):
+        if fault is not None and fault.kind in MUTATIONS:
+            self._mutation = fault.kind
+        elif fault is not None and self._fault(fault):
             return
         try:
             if parsed.path == "/graphql" and method == "POST":
@@ -339,8 +536,27 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if fault.kind == "429":
             self._json(429, {"error": "Too Many Requests"}, {"retry-after": str(fault.retry_after)})
+        elif fault.kind == "429_bare":
+            self._json(429, {"error": "Too Many Requests"})
+        elif fault.kind == "500":
+            self._json(500, {"message": "Server Error"})
         elif fault.kind == "502":
             self._send(502, b"<html>502 Bad Gateway</html>", "text/html")
+        elif fault.kind == "503":
+            self._send(503, b"<html>503 Service Unavailable</html>", "text/html", {"retry-after": "1"})
+        elif fault.kind == "html":
+            page = b"<!DOCTYPE html><html><body>Unicorn! We are having trouble.</body></html>"
+            self._send(200, page, "text/html; charset=utf-8")
+        elif fault.kind == "empty":
+            self._send(200, b"", "application/json; charset=utf-8")
+        elif fault.kind == "data_null":
+            error = {"type": "INTERNAL", "message": "Something went wrong."}
+            self._json(200, {"data": None, "errors": [error]})
+        elif fault.kind == "timeout":
+            self._json(502, {"data": None, "errors": [{"message": GITHUB_TIMEOUT_MESSAGE}]})
+        elif fault.kind == "timeout_error":
+            error = {"message": "The query timed out: it asks for too much at once."}
+            self._json(200, {"data": None, "errors": [error]})
         elif fault.kind == "secondary":
             self._json(
                 403,
@@ -377,8 +593,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- rate limits -------------------------------------------------------------------------
 
-    def _github_limit(self, graphql: bool) -> dict[str, str] | None:
-        """Charge one request; the headers to send, or None after answering 'limit exceeded'."""
+    def _github_limit(self, graphql: bool, cost: int = 1) -> dict[str, str] | None:
+        """Charge ``cost`` points; the headers to send, or None after answering 'limit exceeded'."""
         api = self.server_api
         token = self._token()
         if api.require_github_token and not token:
@@ -387,8 +603,8 @@ class _Handler(BaseHTTPRequestHandler):
         if api.tokens is not None and token not in api.tokens:
             self._json(401, {"message": "Bad credentials"})
             return None
-        window = api.budget_window("github", token)
-        if window.remaining <= 0:
+        window = api.budget_window("graphql" if graphql else "core", token)
+        if window.remaining < cost:
             headers = {
                 "x-ratelimit-limit": str(window.limit),
                 "x-ratelimit-remaining": "0",
@@ -402,8 +618,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._json(403, {"message": "API rate limit exceeded"}, headers)
             return None
-        window.used += 1
+        window.used += cost
         self._window = window
+        self._cost = cost
+        with api._lock:
+            api.points["graphql" if graphql else "core"] += cost
         return {
             "x-ratelimit-limit": str(window.limit),
             "x-ratelimit-remaining": str(window.remaining),
@@ -432,20 +651,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _rate_object(self) -> dict[str, Any]:
         window = self._window
         return {
-            "cost": 1,
+            "cost": self._cost,
             "remaining": window.remaining,
             "limit": window.limit,
             "resetAt": iso(datetime.fromtimestamp(window.reset_at, timezone.utc)),
         }
 
     def _graphql(self, payload: dict[str, Any]) -> None:
-        headers = self._github_limit(graphql=True)
-        if headers is None:
-            return
         api = self.server_api
         operation = payload.get("operationName") or ""
         variables = payload.get("variables") or {}
         query = payload.get("query") or ""
+        headers = self._github_limit(graphql=True, cost=graphql_cost(query, variables))
+        if headers is None:
+            return
+        if api.graphql_node_limit is not None and graphql_nodes(query, variables) > api.graphql_node_limit:
+            self._json(502, {"data": None, "errors": [{"message": GITHUB_TIMEOUT_MESSAGE}]}, headers)
+            return
         repo = f"{variables.get('owner')}/{variables.get('name')}"
         if not api.repo_exists(repo):
             self._json(
@@ -633,6 +855,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = [self._rest_issue(repo, t, is_pr=t["number"] in pulls) for t in chunk]
             self._json(200, body, {**headers, **self._link(path, query, page, per_page, len(items))})
             return
+        if len(parts) == 5 and parts[3] == "issues" and parts[4] == "comments":
+            self._rest_repo_comments(f"{parts[1]}/{parts[2]}", query, page, per_page, path, headers)
+            return
         if len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
             repo = f"{parts[1]}/{parts[2]}"
             number = int(parts[4])
@@ -661,6 +886,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, body, {**headers, **self._link(path, query, page, per_page, len(comments))})
             return
         self._json(404, {"message": "Not Found"}, headers)
+
+    def _rest_repo_comments(
+        self,
+        repo: str,
+        query: dict[str, list[str]],
+        page: int,
+        per_page: int,
+        path: str,
+        headers: dict[str, str],
+    ) -> None:
+        """``GET /repos/{o}/{n}/issues/comments``: every issue and pull request comment of the
+        repository, oldest first (``sort=created``, ``direction=asc``), ``since`` on update time."""
+        api = self.server_api
+        since = (query.get("since") or [""])[0]
+        every = api.repo_comments(repo)
+        if since:
+            every = every[bisect.bisect_left(every, (since,), key=lambda item: item[:1]) :]
+        chunk = every[(page - 1) * per_page : page * per_page]
+        body = [
+            {
+                "id": number * 100_000 + position,
+                "issue_url": f"{api.url}/repos/{repo}/issues/{number}",
+                "user": {"login": c["author"]} if c.get("author") else None,
+                "body": c["body"],
+                "created_at": c["created_at"],
+                "updated_at": c["created_at"],
+            }
+            for _, number, position, c in chunk
+        ]
+        self._json(200, body, {**headers, **self._link(path, query, page, per_page, len(every))})
 
     def _link(
         self, path: str, query: dict[str, list[str]], page: int, per_page: int, total: int
@@ -696,6 +951,9 @@ class _Handler(BaseHTTPRequestHandler):
         if headers is None:
             return
         api = self.server_api
+        if path.rstrip("/") == "/api/agent-harnesses":
+            self._json(200, AGENT_HARNESSES, headers)
+            return
         parts = path.strip("/").split("/")
         plural = {"models": "model", "datasets": "dataset", "spaces": "space"}
         if len(parts) == 2 and parts[1] in plural:

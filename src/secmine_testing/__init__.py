@@ -1,0 +1,5 @@
+"""Test doubles for secmine's tests and benchmarks (not part of the product package).
+
+``secmine_testing.fake_api``  a fake Hugging Face + GitHub API on 127.0.0.1 with injectable faults
+``secmine_testing.clock``     :class:`~secmine_testing.clock.FakeClock`, a clock whose sleeps are instant
+"""
