@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,28 +123,113 @@ def write_table(
     index: bool = False,
     float_format: str = "{:.2f}",
     caption: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    align: Sequence[str] | None = None,
+    environment: str | None = None,
+    label: str | None = None,
 ) -> dict[str, Path]:
     """Write ``df`` as ``stem.csv`` (full precision), ``stem.md`` and ``stem.tex``.
+
+    The options below change only the Markdown and LaTeX forms (the CSV keeps the column names);
+    left out, the output is as before:
+
+    * ``headers``: human column headers (``{"total_pct": "Total (%)"}``); unnamed columns keep theirs;
+    * ``align``: one of ``l``, ``c``, ``r`` per shown column (numbers right-aligned, say);
+    * ``environment``: ``table*`` for a table spanning both columns of a two-column paper;
+    * ``label``: the LaTeX ``\\label``.
 
     Returns the written paths by format.
     """
     stem = Path(stem)
     written: dict[str, Path] = {}
+    shown_columns = (list(df.index.names) if index else []) + [str(c) for c in df.columns]
+    if align is not None:
+        bad = [a for a in align if a not in ("l", "c", "r")]
+        if len(align) != len(shown_columns) or bad:
+            raise ValueError(
+                f"write_table {stem.name}: align needs one of l/c/r per shown column "
+                f"({len(shown_columns)}: {shown_columns}), got {list(align)}"
+            )
+    if environment not in (None, "table", "table*"):
+        raise ValueError(f"write_table {stem.name}: environment is 'table' or 'table*', got {environment!r}")
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
         if fmt == "csv":
             write_csv(df, path, index=index)
         elif fmt == "md":
             shown = _format_floats(df, float_format)
-            write_text(path, shown.to_markdown(index=index) + "\n")
+            if headers:
+                shown = shown.rename(columns=dict(headers))
+            extra: dict[str, Any] = {}
+            if align is not None:
+                extra["colalign"] = [{"l": "left", "c": "center", "r": "right"}[a] for a in align]
+            write_text(path, shown.to_markdown(index=index, **extra) + "\n")
         elif fmt == "tex":
             shown = _format_floats(df, float_format)
-            latex = shown.to_latex(index=index, caption=caption, escape=True, longtable=len(df) > 40)
+            if headers:
+                shown = shown.rename(columns=dict(headers))
+            latex = shown.to_latex(
+                index=index,
+                caption=caption,
+                escape=True,
+                longtable=len(df) > 40,
+                column_format="".join(align) if align is not None else None,
+                label=label,
+            )
+            if environment == "table*" and len(df) <= 40:
+                latex = latex.replace("\\begin{table}", "\\begin{table*}").replace("\\end{table}", "\\end{table*}")
             write_text(path, latex)
         else:
             raise ValueError(f"unknown table format {fmt!r}; use one of {TABLE_FORMATS}")
         written[fmt] = path
     return written
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (``&``, ``%``, ``_``, ...)."""
+    replacements = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
+    return "".join(replacements.get(ch, ch) for ch in str(text))
+
+
+def booktabs_table(
+    header_rows: Sequence[str],
+    body: Sequence[str | None],
+    *,
+    column_format: str,
+    caption: str | None = None,
+    label: str | None = None,
+    environment: str = "table",
+    size: str | None = None,
+    placement: str = "t",
+) -> str:
+    """A LaTeX table with booktabs rules from pre-rendered rows (each ``a & b & c``, escaped by the
+    caller; ``None`` in ``body`` is a ``\\midrule``).  ``header_rows`` are complete lines (with their
+    ``\\\\`` and any ``\\cmidrule``).  Needs ``\\usepackage{booktabs}``."""
+    if environment not in ("table", "table*"):
+        raise ValueError(f"booktabs_table: environment is 'table' or 'table*', got {environment!r}")
+    lines = [f"\\begin{{{environment}}}[{placement}]", "\\centering"]
+    if caption:
+        lines.append(f"\\caption{{{caption}}}")
+    if label:
+        lines.append(f"\\label{{{label}}}")
+    if size:
+        lines.append(f"\\{size}")
+    lines += [f"\\begin{{tabular}}{{{column_format}}}", "\\toprule", *header_rows, "\\midrule"]
+    for row in body:
+        lines.append("\\midrule" if row is None else f"{row} \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", f"\\end{{{environment}}}"]
+    return "\n".join(lines) + "\n"
 
 
 def _format_floats(df: pd.DataFrame, float_format: str) -> pd.DataFrame:
