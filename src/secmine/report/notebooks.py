@@ -31,10 +31,12 @@ _CDN_INLINE_SCRIPT_RE = re.compile(
     r"<script\b[^>]*>(?:(?!</script>).)*?https?://cdn[^\"'\s]*(?:(?!</script>).)*?</script>\s*", re.IGNORECASE | re.DOTALL
 )
 _EXTERNAL_LINK_RE = re.compile(r"<link\b[^>]*\bhref=[\"']https?://[^\"']*[\"'][^>]*>\s*", re.IGNORECASE)
-# what would load something from the network (CSS @import, src/href attributes, ES module imports)
+# what would load something from the network when the page opens (a plain <a href> link does not):
+# src of scripts, images, frames and media, <link href>, CSS @import and url(), ES module imports
 NETWORK_LOAD_RE = re.compile(
-    r"(?:\b(?:src|href)\s*=\s*[\"']https?://|@import\s+(?:url\()?[\"']?https?://|\bimport\s*\(?\s*[\"']https?://"
-    r"|\bfrom\s+[\"']https?://)",
+    r"(?:<(?:script|img|iframe|source|video|audio|embed|input)\b[^>]*\bsrc\s*=\s*[\"']?https?://"
+    r"|<link\b[^>]*\bhref\s*=\s*[\"']?https?://|@import\s+(?:url\()?[\"']?https?://|\burl\(\s*[\"']?https?://"
+    r"|\bimport\s*\(?\s*[\"']https?://|\bfrom\s+[\"']https?://)",
     re.IGNORECASE,
 )
 

@@ -147,7 +147,7 @@ class _Tables:
                allow_html: bool = False) -> str:
         from itables import javascript
 
-        tid = _slug(table_id)
+        tid = "table-" + _slug(table_id)  # never an anchor of the page's sections
         if tid in self.ids:
             raise ValueError(f"report: table id {tid!r} used twice")
         self.ids.add(tid)
@@ -310,10 +310,16 @@ def build_report(
 
     # scorecard
     summary = scorecard_module.summary(card)
-    shown = card.assign(status=card["status"].map(_status_cell),
-                        published=card["published"].map(lambda v: f"{v:g}"),
-                        computed=card["computed"].map(lambda v: "" if v is None or v != v else f"{v:g}"),
-                        difference=card["difference"].map(lambda v: "" if v is None or v != v else f"{v:+g}"))
+    def number(value: Any, sign: bool = False) -> str:
+        if value is None or value != value:
+            return ""
+        value = float(value)
+        text = f"{int(value):,}" if value.is_integer() else f"{value:,.4g}"
+        return f"+{text}" if sign and value >= 0 else text
+
+    shown = card.assign(status=card["status"].map(_status_cell), published=card["published"].map(number),
+                        computed=card["computed"].map(number),
+                        difference=card["difference"].map(lambda v: number(v, sign=True)))
     body = (f'<p>Every number the paper publishes that this run can check. Rule: {_esc(scorecard_module.TOLERANCE_RULE)}. '
             '"not computed": this run has no such number.</p>'
             + t.render(summary, "scorecard-summary", page_length=10)
