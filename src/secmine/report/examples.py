@@ -76,4 +76,23 @@ def code_examples(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-__all__ = ["code_examples", "corpus_titles"]
+def examples_for(
+    replication_dir: str | os.PathLike[str],
+    *,
+    coded_sample: str | os.PathLike[str] | None = None,
+    codebook: str | os.PathLike[str] | None = None,
+    corpus: str | os.PathLike[str] | pd.DataFrame | None = None,
+    per_code: int = 3,
+) -> pd.DataFrame:
+    """:func:`code_examples` for the coded sample the ``thematic`` stage counts (the same
+    ``coded_sample`` / ``codebook`` parameters; default the replication package's), titles from
+    ``corpus`` (the ``collect`` stage's folder)."""
+    from secmine.replication import load_posts
+    from secmine.thematic.stage import load_inputs
+
+    posts = load_posts(replication_dir)
+    sample = load_inputs(coded_sample, codebook, "none", root=replication_dir)
+    return code_examples(sample, posts, titles=corpus_titles(corpus), per_code=per_code)
+
+
+__all__ = ["code_examples", "corpus_titles", "examples_for"]
