@@ -17,7 +17,6 @@ of it is present and the page prints that share beside the scorecard.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
