@@ -184,6 +184,30 @@ def test_provenance_names_content_not_commits_or_times(tmp_path: Path) -> None:
     assert provenance.package_versions(["pandas", "no-such-package"]) == {"pandas": pd.__version__}
 
 
+def _paper_figures(reports: Path) -> None:
+    """Fig. 2 (the rq1 stage's) from a small classified frame and Fig. 3 (the thematic stage's) from the
+    test coded sample, so that the page has all three paper figures whatever reports/ holds."""
+    from secmine.analysis import trend
+    from secmine.analysis.data import check_classified
+    from secmine.thematic import heatmap, stage
+
+    tables, figures = reports / "tables" / "paper", reports / "figures" / "paper"
+    frame = check_classified(pd.DataFrame([
+        {"id": f"gh:issue:o/a#{i}", "platform": "github", "kind": "issue", "repo": "o/a", "number": i,
+         "created_at": f"{2021 + i % 4}-03-01T00:00:00Z", "keyword_match": False, "probability": 0.9, "label": 1}
+        for i in range(12)
+    ]))
+    reports_2 = trend.yearly_reports(frame)
+    fig = trend.trend_figure(reports_2)
+    trend.write(reports_2, fig, tables_dir=tables, figures_dir=figures)
+    fixture = Path(__file__).parent / "fixtures" / "thematic"
+    result = stage.run(fixture / "coded.csv", fixture / "codebook.yaml", fixture / "texts.csv", out_dir=None,
+                       close_figures=True)
+    built, drawn = heatmap.build(result.sample.mentions, result.sample.codebook, n_posts=8)
+    heatmap.write(built, drawn, tables_dir=tables, figures_dir=figures)
+    plt.close("all")
+
+
 def _site(tmp_path: Path) -> ReportPaths:
     """A copy of the committed reports/ (real results of the pipeline) and the files the page reads."""
     site = tmp_path / "site"
@@ -192,6 +216,7 @@ def _site(tmp_path: Path) -> ReportPaths:
     shutil.copy(config.PROJECT_ROOT / "data" / "external" / "manifest.json", site / "data" / "external")
     for name in ("params.yaml", "dvc.lock"):
         shutil.copy(config.PROJECT_ROOT / name, site / name)
+    _paper_figures(site / "reports")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# A stage"), nbformat.v4.new_code_cell("1 + 1", execution_count=1, outputs=[
         nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)])]
@@ -255,3 +280,19 @@ def test_code_examples_give_url_and_title_only(replication_root: Path) -> None:
     assert examples["url"].str.startswith("https://").all()
     used = sample.mentions.drop_duplicates(["type", "code"])
     assert len(examples.drop_duplicates(["type", "code"])) == len(used)
+
+
+def test_command_line_normalises_and_reports_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1", execution_count=7, outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text="progress 10%\r")])]
+    nb.metadata["papermill"] = {"start_time": "2026-01-01T00:00:00", "duration": 1.5, "parameters": {}}
+    path = tmp_path / "stage.ipynb"
+    nbformat.write(nb, path)
+    assert notebooks.main([str(path), "--html", str(tmp_path / "html")]) == 0
+    cleaned = nbformat.read(path, as_version=4)
+    assert cleaned.cells[0].execution_count == 1 and cleaned.cells[0].outputs == []
+    assert "duration" not in cleaned.metadata["papermill"] and (tmp_path / "html" / "stage.html").is_file()
+    (tmp_path / "bad.ipynb").write_text("{")
+    assert notebooks.main([str(tmp_path / "bad.ipynb")]) == 1
+    assert "bad.ipynb: not a readable notebook" in capsys.readouterr().out

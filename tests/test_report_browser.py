@@ -9,15 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pytest
 from test_report import build_site
 
 from secmine import config
-from secmine.analysis import trend
-from secmine.analysis.data import check_classified
 from secmine.report import browser
-from secmine.report.page import build_report
 
 ARTIFACTS = config.PROJECT_ROOT / "build" / "test-artifacts"
 
@@ -35,23 +31,8 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import pandas as pd
-
-    paths, _ = build_site(tmp_path_factory.mktemp("browser"))
-    # Fig. 2 is written by the rq1 stage: draw one from a small classified frame so all three are there
-    frame = check_classified(pd.DataFrame([
-        {"id": f"gh:issue:o/a#{i}", "platform": "github", "kind": "issue", "repo": "o/a", "number": i,
-         "created_at": f"{2021 + i % 4}-03-01T00:00:00Z", "keyword_match": False, "probability": 0.9, "label": 1}
-        for i in range(12)
-    ]))
-    reports = trend.yearly_reports(frame)
-    fig = trend.trend_figure(reports)
-    root = paths.root
-    trend.write(reports, fig, tables_dir=root / "reports" / "tables" / "paper", figures_dir=root / "reports" / "figures" / "paper")
-    plt.close(fig)
-    from test_report import _examples
-
-    return build_report(paths, examples=_examples()).page
+    _, result = build_site(tmp_path_factory.mktemp("browser"))  # all three paper figures, a notebook
+    return result.page
 
 
 def test_every_figure_table_and_link_is_there_in_chromium(chromium: str, page: Path) -> None:

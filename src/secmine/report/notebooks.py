@@ -183,5 +183,29 @@ def export_html(
     return write_text(html_path, body)
 
 
-__all__ = ["NETWORK_LOAD_RE", "NotebookError", "export_html", "normalise_node", "normalise_notebook",
+def main(argv: list[str] | None = None) -> int:
+    """``python -m secmine.report.notebooks NOTEBOOK... [--html DIR]``: normalise each executed
+    notebook in place (and export it to ``DIR/<name>.html``); for a stage's command after papermill."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m secmine.report.notebooks", description=main.__doc__)
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--html", type=Path, default=None, help="also export each to this folder as HTML")
+    args = parser.parse_args(argv)
+    try:
+        for path in args.notebooks:
+            normalise_notebook(path)
+            if args.html is not None:
+                export_html(path, args.html / f"{path.stem}.html")
+    except NotebookError as exc:
+        print(f"error: {exc}")
+        return 1
+    return 0
+
+
+__all__ = ["NETWORK_LOAD_RE", "main", "NotebookError", "export_html", "normalise_node", "normalise_notebook",
            "strip_network_loads"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

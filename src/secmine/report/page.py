@@ -238,12 +238,15 @@ def build_report(
     examples: pd.DataFrame | None = None,
     export_notebooks: bool = True,
     write_funnel_outputs: bool = True,
+    exclude_notebooks: tuple[str, ...] = ("report",),
 ) -> ReportResult:
     """Render ``reports/index.html`` (see the module docstring); returns the page and every file
     written (the Fig. 1 table and figure, the notebooks' HTML, the page).
 
     ``examples``: :func:`secmine.report.examples.code_examples`'s table (URL and title per coded
-    post of each code); without it the page says none were given."""
+    post of each code); without it the page says none were given.  ``exclude_notebooks``: executed
+    notebooks (by stem) not exported, by default the ``report`` stage's own (papermill is still
+    writing it while this runs)."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
@@ -272,6 +275,8 @@ def build_report(
     notebooks: list[tuple[str, Path]] = []
     if export_notebooks and p.notebooks.is_dir():
         for nb in sorted(p.notebooks.glob("*.ipynb")):
+            if nb.stem in exclude_notebooks:  # the report stage's own notebook is still being executed
+                continue
             out = p.notebooks_html / f"{nb.stem}.html"
             result.written.append(export_html(nb, out))
             notebooks.append((nb.stem, out))
