@@ -123,6 +123,7 @@ def heatmap_figure(heatmap: pd.DataFrame, *, title: str) -> Figure:
     ax.set_ylabel("Solution Sub-Themes")
     ax.set_title(title, fontsize=11)
     ax.tick_params(axis="x", labelrotation=45)
+    ax.tick_params(axis="y", labelrotation=0)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
         label.set_rotation_mode("anchor")
