@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv repro test lab status lock bench chaos clean-venv
+.PHONY: help venv repro test explore lab status lock bench chaos clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -36,8 +36,15 @@ repro: $(STAMP) ## run the whole pipeline with DVC (dvc repro) on the default da
 	$(BIN)/secmine external-link
 	$(BIN)/dvc repro
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the test suite (installs Debian's chromium for the browser test when missing)
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (Debian package) for the report's browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
 	$(BIN)/python -m pytest
+
+explore: $(STAMP) ## open the thread explorer (notebooks/explore.ipynb) in JupyterLab
+	$(BIN)/secmine external-link
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks/explore.ipynb
 
 lab: $(STAMP) ## open JupyterLab on the project
 	$(BIN)/secmine external-link

@@ -319,4 +319,11 @@ def test_paper_distribution_from_replication_ids(external_root: Path, tmp_path: 
     top = result.tables["paper_top_projects"]
     assert top["security"].is_monotonic_decreasing
     assert (out / "figures" / "paper_lorenz.png").is_file()
-    assert np.isclose(conc.loc["all", "security"], paper["security"].sum())
+    assert np.isclose(conc.loc["all", "security"], paper["security_distinct"].sum())
+    # google/jax and jax-ml/jax list the same 129 discussions: merged, counted once
+    renamed = result.tables["paper_renamed_repositories"].set_index("old")
+    assert renamed.loc["google/jax", "new"] == "jax-ml/jax" and renamed.loc["google/jax", "shared_numbers"] == 129
+    assert paper.loc["GH Discussion", "listed_twice"] >= 129
+    assert paper.loc["HF Discussion", "listed_twice"] == 0
+    assert "google/jax" not in set(top["repo"]) and (top["repo"] == "jax-ml/jax").sum() == 1
+    assert result.metrics["paper_renamed_repositories"] == len(renamed)

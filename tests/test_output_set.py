@@ -82,7 +82,9 @@ def test_a_kill_during_the_renames_is_finished_by_the_next_run(tmp_path: Path) -
     _write(new, "new")
     journal = _journal_path("t", list(targets.values()))
     journal.parent.mkdir(parents=True, exist_ok=True)
-    journal.write_text(json.dumps({"outputs": [p.as_posix() for p in targets.values()]}))
+    plan = {"moves": [[new[k].as_posix(), targets[k].as_posix()] for k in targets],
+            "roots": [new[k].parent.as_posix() for k in targets]}
+    journal.write_text(json.dumps(plan))
     os.replace(targets["table"], targets["table"].with_name(".table.txt.old"))
     os.replace(new["table"], targets["table"])
     assert _state(tmp_path / "out" / "figures") == {"old"}
@@ -100,6 +102,23 @@ def test_a_kill_before_the_journal_keeps_the_old_outputs(tmp_path: Path) -> None
     half.write_text("table new\n")
     assert recover_output_set(list(targets.values()), name="t")
     assert _state(tmp_path / "out") == {"old"} and not half.parent.exists()
+
+
+def test_files_in_a_shared_folder_move_alone_and_must_be_declared(tmp_path: Path) -> None:
+    shared = tmp_path / "paper"
+    shared.mkdir()
+    (shared / "other_stage.csv").write_text("not ours\n")
+    with output_set({"paper": shared}, name="t", files={"paper": ["fig.csv", "fig.png"]}) as staged:
+        (staged["paper"] / "fig.csv").write_text("new\n")
+        (staged["paper"] / "fig.png").write_text("png\n")
+    assert sorted(p.name for p in shared.iterdir()) == ["fig.csv", "fig.png", "other_stage.csv"]
+    with pytest.raises(SecmineError, match="does not declare"), output_set(
+        {"paper": shared}, name="t", files={"paper": ["fig.csv", "fig.png"]}
+    ) as staged:
+        for file in ("fig.csv", "fig.png", "stray.csv"):
+            (staged["paper"] / file).write_text("x\n")
+    assert (shared / "fig.csv").read_text() == "new\n"
+    assert sorted(p.name for p in shared.iterdir()) == ["fig.csv", "fig.png", "other_stage.csv"]
 
 
 def _digest(folder: Path) -> dict[str, str]:

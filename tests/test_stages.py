@@ -24,7 +24,7 @@ from secmine.stages.contract import (
     convert,
     rendered_stage,
 )
-from secmine.stages.imports import import_closure
+from secmine.stages.imports import stage_closure
 
 ROOT = config.PROJECT_ROOT
 DVC_TEXT = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
@@ -92,7 +92,7 @@ def test_dvc_outs_equal_paths_outputs(stage: str) -> None:
     module = stage_module(stage)
     rendered = rendered_stage(stage)
     paths = module.Paths.declared()
-    declared = {p.as_posix() for p in {**paths.outputs(), **paths.caches()}.values()}
+    declared = {p.as_posix() for p in paths.tracked(ROLE_OUTPUT) + paths.tracked(ROLE_CACHE)}
     assert set(rendered.outs) == declared | {f"reports/notebooks/{module_name(stage)}.ipynb"}
     assert set(rendered.persist) == {p.as_posix() for p in paths.caches().values()}
 
@@ -101,13 +101,13 @@ def test_dvc_outs_equal_paths_outputs(stage: str) -> None:
 def test_dvc_deps_cover_the_code_and_the_inputs(stage: str) -> None:
     module = stage_module(stage)
     rendered = rendered_stage(stage)
-    closure = sorted(p.relative_to(ROOT).as_posix() for p in import_closure(module.__name__))
+    closure = sorted(p.relative_to(ROOT).as_posix() for p in stage_closure(module.__name__))
     missing = [path for path in closure if not _covered(path, rendered.deps)]
     assert not missing, f"{stage}: dvc.yaml deps lack {missing} (python tools/gen_dvc.py)"
     for dep in rendered.deps:
         if dep.startswith("src/"):
             assert any(_covered(path, (dep,)) for path in closure), f"{stage}: {dep} is a dep the stage never runs"
-    inputs = {p.as_posix() for p in module.Paths.declared().inputs().values()}
+    inputs = {p.as_posix() for p in module.Paths.declared().tracked(ROLE_INPUT)}
     assert inputs <= set(rendered.deps), f"{stage}: inputs {sorted(inputs - set(rendered.deps))} are not deps"
     data = {d for d in rendered.deps if not d.startswith(("src/", "notebooks/"))}
     assert data <= inputs, f"{stage}: deps {sorted(data - inputs)} are not inputs of its Paths"

@@ -30,6 +30,7 @@ def _expected_files(out: Path) -> set[Path]:
         set(tables.table_files(paths["tables"]))
         | set(figures.figure_files(paths["figures"]))
         | {paths["metrics"]}
+        | set(stage.paper_output_files(paths))
     )
 
 
@@ -103,7 +104,8 @@ def test_cli_runs_the_stage(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     out = tmp_path / "reports"
     expected = (set(tables.table_files(out / "tables" / "thematic")) | set(figures.figure_files(out / "figures" / "thematic"))
-                | {out / "metrics" / "thematic.json"})
+                | {out / "metrics" / "thematic.json"}
+                | set(stage.paper_output_files(stage.output_paths(out))))
     assert {p for p in tmp_path.rglob("*") if p.is_file()} == expected
     metrics = json.loads((out / "metrics" / "thematic.json").read_text())
     assert metrics["cooccurrence_multiplicity"] is False

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from secmine.stages import STAGES, module_name, stage_module  # noqa: E402
 from secmine.stages.contract import ROLE_CACHE, ROLE_INPUT, ROLE_OUTPUT  # noqa: E402
-from secmine.stages.imports import import_closure  # noqa: E402
+from secmine.stages.imports import NOTEBOOK_NORMALISER, stage_closure  # noqa: E402
 
 DVC_FILE = ROOT / "dvc.yaml"
 
@@ -39,6 +39,10 @@ STAGE_ALIASES = {
 }
 PER_STAGE = {"tables_dir": "${paths.tables}/%s", "figures_dir": "${paths.figures}/%s",
              "metrics": "${paths.metrics}/%s.json"}
+SHARED = {"paper_tables_dir": "${paths.tables}/paper", "paper_figures_dir": "${paths.figures}/paper",
+          "metrics_dir": "${paths.metrics}", "reports_tables": "${paths.tables}", "reports_figures": "${paths.figures}",
+          "notebooks_dir": "reports/notebooks", "notebooks_html": "reports/notebooks", "page": "reports/index.html",
+          "parameters": "params.yaml", "source_code": "src", "stage_notebooks": "notebooks"}
 HEADER = """\
 # The pipeline.  Written by tools/gen_dvc.py from the stage modules (src/secmine/stages/): edit the
 # `paths` variables here, the parameters in params.yaml, and rerun the tool after changing a stage.
@@ -49,6 +53,8 @@ HEADER = """\
 def path_expression(stage: str, name: str) -> str:
     if name in PER_STAGE:
         return PER_STAGE[name] % stage
+    if name in SHARED:
+        return SHARED[name]
     return "${paths.%s}" % STAGE_ALIASES.get((stage, name), ALIASES.get(name, name))
 
 
@@ -79,8 +85,8 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
     words = [f"papermill {notebook} {executed} -k python3 --log-output"]
     for name in params.field_names():
         words.append(f"-r {name} '${{{stage}.{name}}}'")
-    deps = [notebook, *compact_deps(import_closure(module.__name__))]
-    outs: list = [executed]
+    deps = [notebook, *compact_deps(stage_closure(module.__name__))]
+    outs: list = [{executed: {"cache": False}}]  # committed: a clone shows the study without running it
     metrics: list = []
     for spec in paths.specs():
         expression = path_expression(stage, spec.name)
@@ -88,18 +94,23 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
         role = spec.metadata["role"]
         resolved = expression.replace("${paths.", "").rstrip("}")
         empty = expression.startswith("${paths.") and not variables.get(resolved, "x")
+        files = spec.metadata.get("files")
+        tracked = [f"{expression}/{file}" for file in files] if files else [expression]
         if role == ROLE_INPUT:
             if not empty:
-                deps.append(expression)
+                deps.extend(tracked)
         elif role == ROLE_CACHE:
             outs.append({expression: {"persist": True}})
         elif role == ROLE_OUTPUT:
-            if spec.name == "metrics":
-                metrics.append({expression: {"cache": False}})
-            elif spec.name in ("tables_dir", "figures_dir") or expression.startswith(("${paths.tables}", "${paths.figures}")):
-                outs.append({expression: {"cache": False}})
-            else:
-                outs.append(expression)
+            for path in tracked:
+                if spec.name == "metrics":
+                    metrics.append({path: {"cache": False}})
+                elif path.startswith(("${paths.tables}", "${paths.figures}", "reports/")):
+                    outs.append({path: {"cache": False}})  # kept in git
+                else:
+                    outs.append(path)
+    # the executed notebook, made the same bytes on every run (no timestamps, no progress output)
+    words.append(f"&& python -m {NOTEBOOK_NORMALISER} {executed}")
     spec = {"cmd": "\n".join(words), "deps": deps, "params": [stage], "outs": outs}
     if metrics:
         spec["metrics"] = metrics

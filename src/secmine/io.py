@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,11 +87,20 @@ def _staged(target: Path) -> Path:
     return _sibling(target, STAGED_SUFFIX) / target.name
 
 
+def _group_staging(folder: Path, name: str, key: str) -> Path:
+    """The staging folder of a group of files a stage writes into a folder it shares with others."""
+    return folder / f".{name}.{key}{STAGED_SUFFIX}"
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 def _journal_path(name: str, targets: Sequence[Path]) -> Path:
@@ -103,76 +112,116 @@ def _journal_path(name: str, targets: Sequence[Path]) -> Path:
     return config.PROJECT_ROOT / ".secmine" / "transactions" / f"{name}-{key}.json"
 
 
+def _plan(
+    outputs: dict[str, Path], files: dict[str, Sequence[str]], name: str
+) -> tuple[dict[str, Path], list[tuple[Path, Path]], list[Path]]:
+    """Staging paths by key, the (staged, target) moves that commit them, and the staging folders."""
+    staged: dict[str, Path] = {}
+    moves: list[tuple[Path, Path]] = []
+    roots: list[Path] = []
+    for key, path in outputs.items():
+        target = Path(path).absolute()
+        if key in files:  # a group of files in a shared folder
+            root = _group_staging(target, name, key)
+            staged[key] = root
+            moves += [(root / file, target / file) for file in files[key]]
+        else:
+            root = _sibling(target, STAGED_SUFFIX)
+            staged[key] = root / target.name
+            moves.append((staged[key], target))
+        roots.append(root)
+    return staged, moves, roots
+
+
 def _commit(journal: Path) -> None:
     """Move every staged output of ``journal`` into place, then drop the old ones and the journal.
 
     Safe to repeat after a kill at any point: an entry already moved has no staged file left."""
-    entries = json.loads(journal.read_text(encoding="utf-8"))["outputs"]
-    for target_name in entries:
-        target = Path(target_name)
-        staged, old = _staged(target), _sibling(target, OLD_SUFFIX)
-        if not (staged.exists() or staged.is_symlink()):
+    plan = json.loads(journal.read_text(encoding="utf-8"))
+    moves = [(Path(a), Path(b)) for a, b in plan["moves"]]
+    for staged, target in moves:
+        if not _exists(staged):
             continue
-        if target.exists() or target.is_symlink():
-            if old.exists() or old.is_symlink():
+        old = _sibling(target, OLD_SUFFIX)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if _exists(target):
+            if _exists(old):
                 _remove(old)
             os.replace(target, old)
         os.replace(staged, target)
-    for target_name in entries:
-        _remove(_sibling(Path(target_name), OLD_SUFFIX))
-        _remove(_sibling(Path(target_name), STAGED_SUFFIX))
+    for _, target in moves:
+        _remove(_sibling(target, OLD_SUFFIX))
+    for root in plan["roots"]:
+        _remove(Path(root))
     journal.unlink()
 
 
-def recover_output_set(outputs: Sequence[str | os.PathLike[str]], *, name: str) -> bool:
+def recover_output_set(
+    outputs: Sequence[str | os.PathLike[str]] | dict[str, Path],
+    *,
+    name: str,
+    files: dict[str, Sequence[str]] | None = None,
+) -> bool:
     """Finish or undo an output set a killed run left behind; True when something was recovered.
 
     A complete set (its journal was written) is moved into place; an incomplete one is discarded,
     so the previous outputs stay as they were."""
-    targets = [Path(p).absolute() for p in outputs]
-    journal = _journal_path(name, targets)
+    if not isinstance(outputs, dict):
+        outputs = {str(i): Path(p) for i, p in enumerate(outputs)}
+    _, moves, roots = _plan(outputs, files or {}, name)
+    journal = _journal_path(name, [target for _, target in moves])
     recovered = False
     if journal.exists():
         _commit(journal)
         recovered = True
-    for target in targets:
-        for suffix in (STAGED_SUFFIX, OLD_SUFFIX):
-            leftover = _sibling(target, suffix)
-            if leftover.exists() or leftover.is_symlink():
-                _remove(leftover)
-                recovered = True
+    for leftover in [*roots, *(_sibling(target, OLD_SUFFIX) for _, target in moves)]:
+        if _exists(leftover):
+            _remove(leftover)
+            recovered = True
     return recovered
 
 
 @contextlib.contextmanager
-def output_set(outputs: dict[str, Path], *, name: str) -> Iterator[dict[str, Path]]:
+def output_set(
+    outputs: dict[str, Path], *, name: str, files: dict[str, Sequence[str]] | None = None
+) -> Iterator[dict[str, Path]]:
     """Stage a set of outputs so that they appear together or not at all.
 
     Yields, for every output, a staging path beside it (``.NAME.staging/NAME``) for the caller to
-    write (a file or a folder).  On success every staged output must exist; a journal is written, then
-    each output is renamed into place and the old ones removed — a run killed during those renames
-    is finished by the next call (:func:`recover_output_set`).  On failure the staged files are
-    removed and the previous outputs stay untouched."""
+    write (a file or a folder).  An output listed in ``files`` is a folder the stage shares with
+    others: the caller writes exactly those files into a staging folder inside it, and only they
+    are moved.  On success every staged output must exist; a journal is written, then each output
+    is renamed into place and the old ones removed — a run killed during those renames is finished
+    by the next call (:func:`recover_output_set`).  On failure the staged files are removed and the
+    previous outputs stay untouched."""
     from secmine.errors import SecmineError
 
-    targets = {key: Path(path).absolute() for key, path in outputs.items()}
-    recover_output_set(list(targets.values()), name=name)
-    staged = {key: _staged(target) for key, target in targets.items()}
-    for path in staged.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    files = files or {}
+    recover_output_set(outputs, name=name, files=files)
+    staged, moves, roots = _plan(outputs, files, name)
+    for key, path in staged.items():
+        (path if key in files else path.parent).mkdir(parents=True, exist_ok=True)
     try:
         yield {key: _relative_like(outputs[key], path) for key, path in staged.items()}
-        missing = [targets[k] for k, p in staged.items() if not (p.exists() or p.is_symlink())]
+        missing = [target for source, target in moves if not _exists(source)]
         if missing:
             raise SecmineError(f"stage {name!r} did not write its output {_shown(missing[0])}")
-        journal = _journal_path(name, list(targets.values()))
+        for key in files:
+            extra = sorted(set(p.name for p in staged[key].iterdir()) - set(files[key]))
+            if extra:
+                raise SecmineError(
+                    f"stage {name!r} wrote {_shown(Path(outputs[key]) / extra[0])}, which it does not declare"
+                )
+        journal = _journal_path(name, [target for _, target in moves])
         journal.parent.mkdir(parents=True, exist_ok=True)
+        plan = {"moves": [[a.as_posix(), b.as_posix()] for a, b in moves], "roots": [r.as_posix() for r in roots]}
         with atomic_path(journal) as tmp:
-            tmp.write_text(json.dumps({"outputs": [t.as_posix() for t in targets.values()]}), encoding="utf-8")
+            tmp.write_text(json.dumps(plan), encoding="utf-8")
         _commit(journal)
     except BaseException:
-        for target in targets.values():
-            _remove(_sibling(target, STAGED_SUFFIX))
+        for root in roots:
+            if _exists(root):
+                _remove(root)
         raise
 
 
@@ -188,7 +237,7 @@ def _relative_like(original: Path, staged: Path) -> Path:
 
 def _shown(path: Path) -> str:
     try:
-        return path.relative_to(Path.cwd()).as_posix()
+        return path.absolute().relative_to(Path.cwd()).as_posix()
     except ValueError:
         return path.as_posix()
 
@@ -245,28 +294,113 @@ def write_table(
     index: bool = False,
     float_format: str = "{:.2f}",
     caption: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    align: Sequence[str] | None = None,
+    environment: str | None = None,
+    label: str | None = None,
 ) -> dict[str, Path]:
     """Write ``df`` as ``stem.csv`` (full precision), ``stem.md`` and ``stem.tex``.
+
+    The options below change only the Markdown and LaTeX forms (the CSV keeps the column names);
+    left out, the output is as before:
+
+    * ``headers``: human column headers (``{"total_pct": "Total (%)"}``); unnamed columns keep theirs;
+    * ``align``: one of ``l``, ``c``, ``r`` per shown column (numbers right-aligned, say);
+    * ``environment``: ``table*`` for a table spanning both columns of a two-column paper;
+    * ``label``: the LaTeX ``\\label``.
 
     Returns the written paths by format.
     """
     stem = Path(stem)
     written: dict[str, Path] = {}
+    shown_columns = (list(df.index.names) if index else []) + [str(c) for c in df.columns]
+    if align is not None:
+        bad = [a for a in align if a not in ("l", "c", "r")]
+        if len(align) != len(shown_columns) or bad:
+            raise ValueError(
+                f"write_table {stem.name}: align needs one of l/c/r per shown column "
+                f"({len(shown_columns)}: {shown_columns}), got {list(align)}"
+            )
+    if environment not in (None, "table", "table*"):
+        raise ValueError(f"write_table {stem.name}: environment is 'table' or 'table*', got {environment!r}")
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
         if fmt == "csv":
             write_csv(df, path, index=index)
         elif fmt == "md":
             shown = _format_floats(df, float_format)
-            write_text(path, shown.to_markdown(index=index) + "\n")
+            if headers:
+                shown = shown.rename(columns=dict(headers))
+            extra: dict[str, Any] = {}
+            if align is not None:
+                extra["colalign"] = [{"l": "left", "c": "center", "r": "right"}[a] for a in align]
+            write_text(path, shown.to_markdown(index=index, **extra) + "\n")
         elif fmt == "tex":
             shown = _format_floats(df, float_format)
-            latex = shown.to_latex(index=index, caption=caption, escape=True, longtable=len(df) > 40)
+            if headers:
+                shown = shown.rename(columns=dict(headers))
+            latex = shown.to_latex(
+                index=index,
+                caption=caption,
+                escape=True,
+                longtable=len(df) > 40,
+                column_format="".join(align) if align is not None else None,
+                label=label,
+            )
+            if environment == "table*" and len(df) <= 40:
+                latex = latex.replace("\\begin{table}", "\\begin{table*}").replace("\\end{table}", "\\end{table*}")
             write_text(path, latex)
         else:
             raise ValueError(f"unknown table format {fmt!r}; use one of {TABLE_FORMATS}")
         written[fmt] = path
     return written
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (``&``, ``%``, ``_``, ...)."""
+    replacements = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
+    return "".join(replacements.get(ch, ch) for ch in str(text))
+
+
+def booktabs_table(
+    header_rows: Sequence[str],
+    body: Sequence[str | None],
+    *,
+    column_format: str,
+    caption: str | None = None,
+    label: str | None = None,
+    environment: str = "table",
+    size: str | None = None,
+    placement: str = "t",
+) -> str:
+    """A LaTeX table with booktabs rules from pre-rendered rows (each ``a & b & c``, escaped by the
+    caller; ``None`` in ``body`` is a ``\\midrule``).  ``header_rows`` are complete lines (with their
+    ``\\\\`` and any ``\\cmidrule``).  Needs ``\\usepackage{booktabs}``."""
+    if environment not in ("table", "table*"):
+        raise ValueError(f"booktabs_table: environment is 'table' or 'table*', got {environment!r}")
+    lines = [f"\\begin{{{environment}}}[{placement}]", "\\centering"]
+    if caption:
+        lines.append(f"\\caption{{{caption}}}")
+    if label:
+        lines.append(f"\\label{{{label}}}")
+    if size:
+        lines.append(f"\\{size}")
+    lines += [f"\\begin{{tabular}}{{{column_format}}}", "\\toprule", *header_rows, "\\midrule"]
+    for row in body:
+        lines.append("\\midrule" if row is None else f"{row} \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", f"\\end{{{environment}}}"]
+    return "\n".join(lines) + "\n"
 
 
 def _format_floats(df: pd.DataFrame, float_format: str) -> pd.DataFrame:

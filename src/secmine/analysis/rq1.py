@@ -66,12 +66,75 @@ class RQ1Result:
 # -- extent ----------------------------------------------------------------------------------------
 
 
+SELECTED_ORIGINS: tuple[str, ...] = ("replication",)
+RATE_BASIS_UNSELECTED = "threads not selected as security posts"
+RATE_BASIS_NONE = "none: every thread was selected as a security post"
+
+
+def thread_origins(corpus: str | os.PathLike[str] | pd.DataFrame | None, ids: Any) -> pd.Series | None:
+    """Where each thread of ``ids`` came from (``snapshot``, ``live``, ``replication``: the part of
+    the corpus ``source`` column before the colon), indexed by id; None without a corpus or a
+    ``source`` column."""
+    import pandas as pd
+
+    if corpus is None:
+        return None
+    if isinstance(corpus, pd.DataFrame):
+        frame = corpus
+    else:
+        if not Path(corpus).exists():
+            return None
+        from secmine.collect.corpus import read_corpus
+
+        frame = read_corpus(corpus, columns=["id", "source"])
+    if "source" not in frame.columns:
+        return None
+    origins = frame.set_index("id")["source"].astype(str).str.split(":").str[0]
+    return origins[~origins.index.duplicated()].reindex(pd.Index(ids)).fillna("")
+
+
+def selected_mask(classified: pd.DataFrame) -> Any:
+    """True for threads that were selected as security posts (``origin`` in :data:`SELECTED_ORIGINS`:
+    the replication package's coded posts); all False without an ``origin`` column."""
+    if "origin" not in classified.columns:
+        return np.zeros(len(classified), dtype=bool)
+    return classified["origin"].isin(SELECTED_ORIGINS).to_numpy()
+
+
 def security_by_source(classified: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Threads and security threads (classifier label 1) per source, with Wilson intervals."""
-    frame = classified.assign(is_security=classified["label"] == 1)
-    table = stats.proportion_table(frame, ["source"], "is_security", confidence=confidence, digits=DIGITS)
-    table = _order_sources(table)
-    return table.rename(columns={"n": "threads", "count": "security"})
+    """Threads and security threads (classifier label 1) per source, and the security share with
+    its Wilson interval **over the threads not selected as security posts only**.
+
+    A rate needs an unselected denominator: the replication package's coded posts (``origin``
+    ``replication``) were sampled from the paper's security discussions, so their share of
+    security threads says nothing about a population.  Columns: ``threads, security`` (all),
+    ``selected`` (threads selected as security posts), ``rate_threads, rate_security`` (the
+    denominator and numerator of the rate), ``proportion, ci_low, ci_high`` (NaN when every thread
+    of the source was selected) and ``rate_basis``."""
+    import pandas as pd
+
+    selected = selected_mask(classified)
+    frame = classified.assign(is_security=classified["label"] == 1, _selected=selected)
+    unselected = frame[~frame["_selected"]]
+    rates = stats.proportion_table(unselected, ["source"], "is_security", confidence=confidence, digits=DIGITS)
+    rates = rates.rename(columns={"n": "rate_threads", "count": "rate_security"})
+    totals = frame.groupby("source").agg(
+        threads=("id", "size"), security=("is_security", "sum"), selected=("_selected", "sum")
+    )
+    all_row = pd.DataFrame(
+        {"threads": [len(frame)], "security": [int(frame["is_security"].sum())], "selected": [int(selected.sum())]},
+        index=pd.Index(["all"], name="source"),
+    )
+    totals = pd.concat([totals, all_row]).reset_index().rename(columns={"index": "source"})
+    table = totals.merge(rates, on="source", how="left")
+    for column in ("threads", "security", "selected"):
+        table[column] = table[column].astype("int64")
+    for column in ("rate_threads", "rate_security"):
+        table[column] = table[column].fillna(0).astype("int64")
+    table["rate_basis"] = [RATE_BASIS_UNSELECTED if n else RATE_BASIS_NONE for n in table["rate_threads"]]
+    columns = ["source", "threads", "security", "selected", "rate_threads", "rate_security", "proportion",
+               "ci_low", "ci_high", "rate_basis"]
+    return _order_sources(table[columns])
 
 
 def keyword_vs_classifier(classified: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -558,46 +621,74 @@ def _figure(width: float = 7.0, height: float = 4.0) -> tuple[Figure, Any]:
 
 
 def plot_proportions(table: pd.DataFrame, label: str, title: str) -> Figure:
-    """Bar chart of proportions with Wilson error bars (rows other than ``all``)."""
+    """Bar chart of proportions with Wilson error bars (rows other than ``all`` with a rate); a
+    row without a rate (every thread selected as a security post, see :func:`security_by_source`)
+    is named under the axis instead of drawn."""
+    from matplotlib.ticker import PercentFormatter
+
     body = table[table[label] != "all"]
+    has_rate = body["proportion"].notna() if "proportion" in body else body[label].notna()
+    shown, missing = body[has_rate.to_numpy()], body[~has_rate.to_numpy()]
     fig, ax = _figure(6.5, 3.8)
-    x = np.arange(len(body))
-    p = body["proportion"].to_numpy(float) * 100
-    err = np.vstack([p - body["ci_low"].to_numpy(float) * 100, body["ci_high"].to_numpy(float) * 100 - p])
+    x = np.arange(len(shown))
+    p = shown["proportion"].to_numpy(float) * 100
+    high = shown["ci_high"].to_numpy(float) * 100
+    err = np.vstack([p - shown["ci_low"].to_numpy(float) * 100, high - p])
     ax.bar(x, p, color="#4C72B0")
     ax.errorbar(x, p, yerr=err, fmt="none", ecolor="black", capsize=4, linewidth=1)
     ax.set_xticks(
         x,
-        body[label].astype(str),
-        rotation=20 if len(body) > 4 else 0,
-        ha="right" if len(body) > 4 else "center",
+        shown[label].astype(str),
+        rotation=20 if len(shown) > 4 else 0,
+        ha="right" if len(shown) > 4 else "center",
     )
     ax.set_ylabel("security threads (%)")
-    ax.set_title(title)
-    for xi, pi, k in zip(x, p, body["security" if "security" in body else "count"]):
-        ax.annotate(
-            f"{int(k):,}", (xi, pi), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8
+    ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    ax.set_title(title, fontsize=10)
+    numerator = "rate_security" if "rate_security" in shown else "security" if "security" in shown else "count"
+    denominator = "rate_threads" if "rate_threads" in shown else "threads" if "threads" in shown else "n"
+    for xi, hi, k, n in zip(x, high, shown[numerator], shown[denominator]):
+        ax.annotate(f"{int(k):,} / {int(n):,}", (xi, hi), textcoords="offset points", xytext=(0, 4), ha="center",
+                    fontsize=8)
+    ax.set_ylim(0, max(1.0, float(np.nanmax(high)) if len(high) else 1.0) * 1.2)
+    if len(missing):
+        names = ", ".join(
+            f"{row[label]} ({int(row['threads']):,} threads)" if "threads" in row else str(row[label])
+            for _, row in missing.iterrows()
         )
-    fig.tight_layout()
+        fig.text(0.01, 0.01, f"No rate for {names}: every thread was selected as a security post "
+                 "(the replication package's coded posts).", fontsize=7, ha="left", va="bottom", wrap=True)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 
 def plot_keyword_vs_classifier(table: pd.DataFrame) -> Figure:
+    """Keyword matching against the classifier per source: grouped bars on a linear axis, each
+    with its count (a log axis cannot show the zeros)."""
+    from matplotlib.ticker import MaxNLocator
+
     body = table[table["source"] != "all"]
     fig, ax = _figure(6.5, 3.8)
     x = np.arange(len(body))
     width = 0.27
+    top = 1
     for offset, column, color, name in (
         (-width, "keyword_only", "#DD8452", "keyword only"),
         (0.0, "both", "#55A868", "both"),
         (width, "classifier_only", "#4C72B0", "classifier only"),
     ):
-        ax.bar(x + offset, body[column], width, label=name, color=color)
+        values = body[column].to_numpy(int)
+        top = max(top, int(values.max()) if len(values) else 1)
+        bars = ax.bar(x + offset, values, width, label=name, color=color)
+        ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=7)
     ax.set_xticks(x, body["source"])
     ax.set_ylabel("threads")
-    ax.set_yscale("symlog")
+    ax.set_ylim(0, top * 1.25)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Keyword matching against the classifier")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, ncols=3, loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -633,9 +724,12 @@ def plot_growth(monthly: pd.DataFrame, growth: pd.DataFrame) -> Figure:
             ax_count.plot(
                 span.to_timestamp(), level * np.exp(beta * t), color=color, linestyle="--", linewidth=0.9
             )
+    from matplotlib.ticker import MaxNLocator
+
     ax_count.set_ylabel("security threads / month")
-    ax_count.set_yscale("symlog")
-    ax_count.legend(frameon=False, fontsize=8)
+    ax_count.set_ylim(bottom=0)
+    ax_count.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_count.legend(frameon=False, fontsize=8, loc="upper left")
     ax_count.set_title("Security threads per month (dashed: fitted exponential growth)")
     ax_share.set_ylabel("security share (%)")
     ax_share.set_title("Security share of all threads (months with at least 20 threads)")
@@ -673,15 +767,21 @@ def plot_lorenz(counts: pd.DataFrame, group: str, value: str, title: str) -> Fig
 
 
 def plot_top(table: pd.DataFrame, label: str, value: str, title: str, xlabel: str) -> Figure:
+    """Horizontal bars of counts, each labelled, on an axis with whole-number ticks."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure(7.0, max(2.5, 0.28 * len(table) + 1.0))
     if table.empty:
         ax.text(0.5, 0.5, "none found", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
     else:
         y = np.arange(len(table))[::-1]
-        ax.barh(y, table[value], color="#4C72B0")
+        bars = ax.barh(y, table[value], color="#4C72B0")
+        ax.bar_label(bars, labels=[f"{int(v):,}" for v in table[value]], padding=2, fontsize=7)
         ax.set_yticks(y, table[label], fontsize=8)
         ax.set_xlabel(xlabel)
+        ax.set_xlim(0, float(table[value].max()) * 1.12)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -703,11 +803,23 @@ def run_rq1(
     classified: pd.DataFrame | None = None,
     corpus: pd.DataFrame | None = None,
     write: bool = True,
+    paper_tables_dir: str | os.PathLike[str] | None = None,
+    paper_figures_dir: str | os.PathLike[str] | None = None,
 ) -> RQ1Result:
     """Compute every RQ1 table, figure and metric and (``write``) save them.
 
-    ``classified``/``corpus`` frames replace reading the files (tests, notebooks).
+    ``classified``/``corpus`` frames replace reading the files (tests, notebooks).  Fig. 2 of the
+    paper (:mod:`secmine.analysis.trend`: ``fig2_yearly.csv`` and ``fig2_trend``) goes to
+    ``paper_tables_dir`` / ``paper_figures_dir`` (default: a ``paper`` folder beside
+    ``tables_dir`` / ``figures_dir``, i.e. ``reports/tables/paper`` and ``reports/figures/paper``).
+
+    Rates (security shares) and the concentration across projects use only the threads that
+    were not selected as security posts (the corpus ``source`` of the replication package's coded
+    posts is ``replication``); the notes say what was left out.  Repositories listed under two
+    names are merged (:mod:`secmine.analysis.renames`) in the run's project counts and in the
+    paper's id lists.
     """
+    from secmine.analysis import renames, trend
     from secmine.io import save_figure, write_json, write_table
 
     params = params or RQ1Params()
@@ -717,15 +829,35 @@ def run_rq1(
         from secmine.analysis.data import check_classified
 
         frame = check_classified(frame, where="classified frame")
+    origins = thread_origins(corpus if corpus is not None else corpus_path, frame["id"])
+    if origins is not None:
+        frame = frame.assign(origin=origins.to_numpy())
+    selected = selected_mask(frame)
+    if origins is None:
+        result.notes.append(
+            "Thread origins unknown (no corpus `source` column): rates are over every thread, including any "
+            "selected as security posts."
+        )
+    elif selected.any():
+        result.notes.append(
+            f"{int(selected.sum()):,} threads are the replication package's coded posts, selected as security "
+            "posts: they count as threads, but no rate (security share) and no concentration is computed over them."
+        )
     t = result.tables
     t["security_by_source"] = security_by_source(frame, params.confidence)
     t["keyword_vs_classifier"] = keyword_vs_classifier(frame, params.confidence)
     t["security_monthly"] = monthly_counts(frame, params.confidence)
     t["security_yearly"] = yearly_counts(frame, params.confidence)
     t["growth_rate"] = growth_table(frame, params)
-    counts = project_counts(frame)
+    unselected, run_renames = renames.merge_renamed(frame[~selected], id_column="id")
+    if run_renames.renames:
+        result.notes.append(f"This run's projects: {run_renames.summary()}.")
+    counts = project_counts(unselected)
     t["top_projects"] = top_projects(counts, params.top_n)
     t["concentration"] = concentration_table(counts)
+    yearly = trend.yearly_reports(frame)
+    t["fig2_yearly"] = yearly.table
+    result.notes.extend(f"Fig. 2: {note}" for note in yearly.notes)
     undated = int(frame["created"].isna().sum())
     if undated:
         result.notes.append(
@@ -774,10 +906,22 @@ def run_rq1(
         except ReplicationError as exc:
             result.notes.append(f"Replication id lists unavailable: {exc}")
         else:
-            replication_counts = replication_project_counts(security_only)
+            listed = security_only.assign(source=[source_name(p, k) for p, k in
+                                                  zip(security_only["platform"], security_only["kind"])])
+            merged, paper_renames = renames.merge_renamed(security_only)
+            replication_counts = replication_project_counts(merged)
             by_source = replication_counts.groupby("source")["security"].agg(["sum", "size"]).reset_index()
-            by_source.columns = ["source", "security", "projects"]
-            t["paper_by_source"] = _order_sources(by_source)
+            by_source.columns = ["source", "security_distinct", "projects"]
+            as_listed = listed.groupby("source").agg(security=("repo", "size"), projects_listed=("repo", "nunique"))
+            by_source = by_source.merge(as_listed.reset_index(), on="source", how="left")
+            by_source["listed_twice"] = by_source["security"] - by_source["security_distinct"]
+            t["paper_by_source"] = _order_sources(
+                by_source[["source", "security", "security_distinct", "listed_twice", "projects_listed", "projects"]]
+            )
+            t["paper_renamed_repositories"] = paper_renames.as_frame()
+            result.notes.append(f"Paper's id lists: {paper_renames.summary()}.")
+            result.metrics["paper_renamed_repositories"] = paper_renames.repositories_merged
+            result.metrics["paper_threads_listed_twice"] = paper_renames.threads_dropped
             top = replication_counts.sort_values(
                 ["security", "source", "repo"], ascending=[False, True, True]
             )
@@ -800,15 +944,20 @@ def run_rq1(
 
     f = result.figures
     f["security_by_source"] = plot_proportions(
-        t["security_by_source"], "source", "Security threads per source (95% Wilson CI)"
+        t["security_by_source"],
+        "source",
+        f"Security share per source ({round(params.confidence * 100):g}% Wilson CI), over threads not selected as "
+        "security posts",
     )
     f["keyword_vs_classifier"] = plot_keyword_vs_classifier(t["keyword_vs_classifier"])
     if not t["security_monthly"].empty:
         f["growth"] = plot_growth(t["security_monthly"], t["growth_rate"])
     if (counts["security"] > 0).any():
         f["lorenz"] = plot_lorenz(
-            counts, "platform", "security", "Concentration of security threads across projects"
+            counts, "platform", "security",
+            "Concentration of security threads across projects\n(threads not selected as security posts)",
         )
+    paper_figures = {"fig2_trend": trend.trend_figure(yearly)}
     f["top_projects"] = plot_top(
         t["top_projects"].assign(name=t["top_projects"]["repo"]),
         "name",
@@ -845,13 +994,24 @@ def run_rq1(
             "security threads",
         )
 
+    paper_metrics = {k: v for k, v in result.metrics.items() if k.startswith("paper_")}
     result.metrics = _metrics(frame, t, params, models is not None, replication_counts is not None)
+    result.metrics.update(paper_metrics)
+    result.metrics["selected_threads"] = int(selected.sum())
+    result.metrics["renamed_repositories_merged"] = run_renames.repositories_merged
+    result.metrics["fig2_last_complete_year"] = yearly.last_complete_year
     result.metrics["notes"] = list(result.notes)
+    result.figures.update(paper_figures)
     if write:
+        paper_tables = Path(paper_tables_dir) if paper_tables_dir is not None else Path(tables_dir).parent / "paper"
+        paper_figs = Path(paper_figures_dir) if paper_figures_dir is not None else Path(figures_dir).parent / "paper"
         for name, table in t.items():
-            write_table(table, Path(tables_dir) / name)
+            if name != "fig2_yearly":
+                write_table(table, Path(tables_dir) / name)
         for name, fig in f.items():
-            save_figure(fig, Path(figures_dir) / name)
+            if name not in paper_figures:
+                save_figure(fig, Path(figures_dir) / name)
+        trend.write(yearly, paper_figures["fig2_trend"], tables_dir=paper_tables, figures_dir=paper_figs)
         if metrics_path is not None:
             write_json(metrics_path, result.metrics)
     return result
@@ -864,12 +1024,15 @@ def _metrics(
     metrics: dict[str, Any] = {
         "threads": int(len(frame)),
         "security_threads": int((frame["label"] == 1).sum()),
+        # shares are over the threads not selected as security posts (see security_by_source)
         "security_share": _none(by_source.loc["all", "proportion"]),
         "security_share_ci": [_none(by_source.loc["all", "ci_low"]), _none(by_source.loc["all", "ci_high"])],
+        "security_share_threads": int(by_source.loc["all", "rate_threads"]),
         "by_source": {
             source: {
                 "threads": int(row["threads"]),
                 "security": int(row["security"]),
+                "selected": int(row["selected"]),
                 "share": _none(row["proportion"]),
             }
             for source, row in by_source.iterrows()

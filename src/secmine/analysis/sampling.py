@@ -176,31 +176,28 @@ class SampleResult:
 
 
 def plot_plan(plan: pd.DataFrame) -> Figure:
-    """Population and sample size per stratum (log scale)."""
+    """Population and sample size per stratum: grouped bars on a linear axis, each labelled."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     body = plan[plan["source"] != "total"]
     fig = Figure(figsize=(6.0, 3.5))
     ax = fig.subplots()
     x = np.arange(len(body))
-    ax.bar(x - 0.2, body["population"], 0.4, label="security threads", color="#4C72B0")
-    ax.bar(x + 0.2, body["sample_size"], 0.4, label="sample", color="#DD8452")
-    for xi, n in zip(x, body["sample_size"]):
-        ax.annotate(
-            f"{int(n):,}",
-            (xi + 0.2, max(int(n), 1)),
-            textcoords="offset points",
-            xytext=(0, 3),
-            ha="center",
-            fontsize=8,
-        )
+    for offset, column, label, colour in ((-0.2, "population", "security threads", "#4C72B0"),
+                                          (0.2, "sample_size", "sample", "#DD8452")):
+        values = body[column].to_numpy(int)
+        bars = ax.bar(x + offset, values, 0.4, label=label, color=colour)
+        ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=8)
     ax.set_xticks(x, body["source"])
-    ax.set_yscale("symlog")
+    top = int(body["population"].max()) if len(body) else 1
+    ax.set_ylim(0, max(1, top) * 1.2)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("threads")
     conf = float(plan["confidence"].iloc[0])
     margin = float(plan["margin"].iloc[0])
     ax.set_title(f"Sample per stratum ({conf:.0%} confidence, {margin:.0%} margin)")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left")
     fig.tight_layout()
     return fig
 

@@ -472,15 +472,20 @@ def plot_heatmap(
                     fontsize=7,
                     color="white" if shares[i, j] > 0.6 else "black",
                 )
-    fig.colorbar(image, ax=ax, label=f"share of the {'topic' if normalise == 'row' else 'column'}")
+    fig.colorbar(
+        image, ax=ax, label=f"colour: share of the {'topic' if normalise == 'row' else 'column'}; numbers: threads"
+    )
     ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
-def plot_over_time(by_year: pd.DataFrame, limit: int = 8) -> Figure:
-    """Documents per year of the largest topics (stacked), outliers and the rest grouped."""
+def plot_over_time(by_year: pd.DataFrame, limit: int = 8, *, last_complete_year: int | None = None) -> Figure:
+    """Documents per year of the largest topics as stacked bars (one bar a year, every year of the
+    span shown, years without documents empty), outliers and the rest grouped; a year after
+    ``last_complete_year`` is hatched and labelled partial."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     years = [c for c in by_year.columns if c.isdigit()]
     fig = Figure(figsize=(7.5, 4.0))
@@ -489,24 +494,33 @@ def plot_over_time(by_year: pd.DataFrame, limit: int = 8) -> Figure:
         ax.text(0.5, 0.5, "no dated documents", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    body = by_year[by_year["topic"] != OUTLIER].copy()
-    body["total"] = body[years].sum(axis=1)
+    span = [str(y) for y in range(min(int(y) for y in years), max(int(y) for y in years) + 1)]
+    table = by_year.reindex(columns=[*[c for c in by_year.columns if not c.isdigit()], *span], fill_value=0)
+    body = table[table["topic"] != OUTLIER].copy()
+    body["total"] = body[span].sum(axis=1)
     body = body.sort_values(["total", "topic"], ascending=[False, True])
     top, rest = body.head(limit), body.iloc[limit:]
-    x = np.array([int(y) for y in years])
-    series = [top[years].to_numpy(float)[i] for i in range(len(top))]
+    x = np.arange(len(span))
+    series = [top[span].to_numpy(float)[i] for i in range(len(top))]
     labels = list(top["name"])
-    other = rest[years].to_numpy(float).sum(axis=0) + by_year.loc[
-        by_year["topic"] == OUTLIER, years
-    ].to_numpy(float).sum(axis=0)
+    other = rest[span].to_numpy(float).sum(axis=0) + table.loc[table["topic"] == OUTLIER, span].to_numpy(float).sum(axis=0)
     series.append(other)
     labels.append("other topics and outliers")
-    ax.stackplot(x, np.vstack(series), labels=labels, alpha=0.85)
+    partial = np.array([last_complete_year is not None and int(y) > last_complete_year for y in span])
+    colours = [f"C{i}" for i in range(len(series) - 1)] + ["0.75"]
+    bottom = np.zeros(len(span))
+    for values, label, colour in zip(series, labels, colours):
+        ax.bar(x, values, 0.8, bottom=bottom, label=label, color=colour)
+        if partial.any():
+            ax.bar(x[partial], values[partial], 0.8, bottom=bottom[partial], color="none", hatch="//",
+                   edgecolor="white", linewidth=0)
+        bottom = bottom + values
+    ax.set_xticks(x, [f"{y}\n(partial)" if p else y for y, p in zip(span, partial)], fontsize=8)
     ax.set_xlabel("year")
     ax.set_ylabel("security threads")
-    ax.set_title("Topics over time")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("Topics over time" + (" (hatched: a partial year)" if partial.any() else ""))
     ax.legend(frameon=False, fontsize=7, loc="upper left")
-    ax.set_xticks(x)
     fig.tight_layout()
     return fig
 
@@ -617,7 +631,10 @@ def run_topics(
             "Topics per source (shares of each source's threads)",
             normalise="column",
         )
-    result.figures["topics_over_time"] = plot_over_time(result.tables["topics_by_year"])
+    from secmine.analysis.trend import last_complete_year
+
+    complete = last_complete_year(frame["created"]) if "created" in frame.columns else None
+    result.figures["topics_over_time"] = plot_over_time(result.tables["topics_by_year"], last_complete_year=complete)
     if "topics_vs_themes" in result.tables and not result.tables["topics_vs_themes"].empty:
         table = result.tables["topics_vs_themes"]
         theme_columns = [c for c in table.columns if c not in ("topic", "name")]

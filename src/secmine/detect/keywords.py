@@ -239,22 +239,33 @@ def summarise_matches(matches: pd.DataFrame, keywords: Sequence[str] | None = No
 
 
 def keyword_figure(summary: pd.DataFrame, keywords: Sequence[str]) -> Any:
-    """Bar chart: share of threads matching each keyword, per platform and kind."""
+    """Bar chart: threads matching each keyword, per platform and kind (counts, each labelled; a
+    share would be a rate over a population that, in a snapshot corpus, holds posts selected as
+    security posts)."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    from secmine.analysis.data import source_name
 
     parts = summary[summary["platform"] != "all"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    labels = [f"{p}/{k}" for p, k in zip(parts["platform"], parts["kind"], strict=True)]
+    labels = [f"{source_name(p, k)}\n({int(n):,} threads)"
+              for p, k, n in zip(parts["platform"], parts["kind"], parts["threads"], strict=True)]
     width = 0.8 / max(1, len(keywords))
     x = np.arange(len(labels))
+    top = 1
     for i, keyword in enumerate(keywords):
-        share = 100.0 * parts[keyword].to_numpy() / np.maximum(parts["threads"].to_numpy(), 1)
-        ax.bar(x + i * width - 0.4 + width / 2, share, width, label=keyword)
+        counts = parts[keyword].to_numpy(int)
+        top = max(top, int(counts.max()) if len(counts) else 1)
+        bars = ax.bar(x + i * width - 0.4 + width / 2, counts, width, label=keyword)
+        ax.bar_label(bars, labels=[f"{c:,}" for c in counts], padding=1, fontsize=6)
     ax.set_xticks(x, labels)
-    ax.set_ylabel("threads matching (%)")
+    ax.set_ylabel("threads matching")
+    ax.set_ylim(0, top * 1.3)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Keyword matches per platform and kind")
-    ax.legend(fontsize=8, ncols=min(3, max(1, len(keywords))))
+    ax.legend(fontsize=8, ncols=min(5, max(1, len(keywords))), loc="upper left", frameon=False)
     fig.tight_layout()
     return fig
 

@@ -272,13 +272,14 @@ def probability_figure(classified: pd.DataFrame, threshold: float) -> Any:
 
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     bins = np.linspace(0, 1, 41)
+    # outlined (step) histograms: overlapping filled bars would blend into a colour no legend entry shows
     if "keyword_match" in classified.columns:
-        for flag, name, colour in ((True, "keyword match", "tab:red"), (False, "no keyword match", "tab:blue")):
+        for flag, name, colour in ((False, "no keyword match", "tab:blue"), (True, "keyword match", "tab:red")):
             part = classified.loc[classified["keyword_match"].astype(bool) == flag, "probability"]
-            ax.hist(part, bins=bins, alpha=0.6, label=f"{name} (n={len(part)})", color=colour)
+            ax.hist(part, bins=bins, histtype="step", linewidth=1.6, label=f"{name} (n={len(part):,})", color=colour)
     else:
-        ax.hist(classified["probability"], bins=bins, alpha=0.6, label=f"all texts (n={len(classified)})",
-                color="tab:blue")
+        ax.hist(classified["probability"], bins=bins, histtype="step", linewidth=1.6,
+                label=f"all texts (n={len(classified):,})", color="tab:blue")
     ax.axvline(threshold, color="black", lw=0.8, ls="--", label=f"threshold {threshold:g}")
     ax.set_yscale("log")
     ax.set_xlabel("probability of a security discussion")

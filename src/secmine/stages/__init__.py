@@ -21,6 +21,7 @@ STAGES: tuple[str, ...] = (
     "sample",
     "topics",
     "thematic",
+    "report",
 )
 
 

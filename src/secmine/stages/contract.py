@@ -247,6 +247,18 @@ def output_path(*, help: str = "") -> Any:
     return dataclasses.field(default=None, metadata={"role": ROLE_OUTPUT, "optional": False, "help": help})
 
 
+def input_files(*files: str, made_by: str = "", help: str = "") -> Any:
+    """Files the stage reads from a folder that other stages write into (DVC tracks each file)."""
+    metadata = {"role": ROLE_INPUT, "optional": False, "made_by": made_by, "help": help, "files": tuple(files)}
+    return dataclasses.field(default=None, metadata=metadata)
+
+
+def output_files(*files: str, help: str = "") -> Any:
+    """Files the stage writes into a folder it shares with other stages (DVC tracks each file)."""
+    metadata = {"role": ROLE_OUTPUT, "optional": False, "help": help, "files": tuple(files)}
+    return dataclasses.field(default=None, metadata=metadata)
+
+
 def cache_path(*, help: str = "") -> Any:
     """A folder the stage keeps between runs (DVC ``persist: true``), written in place."""
     return dataclasses.field(default=None, metadata={"role": ROLE_CACHE, "optional": False, "help": help})
@@ -328,11 +340,28 @@ class StagePaths:
     def inputs(self) -> dict[str, Path]:
         return self.of_role(ROLE_INPUT)
 
+    @classmethod
+    def files_of(cls) -> dict[str, tuple[str, ...]]:
+        """The fields that name files in a shared folder, with those files."""
+        return {spec.name: spec.metadata["files"] for spec in cls.specs() if spec.metadata.get("files")}
+
+    def tracked(self, role: str) -> list[Path]:
+        """What DVC tracks for ``role``: each path, or each file of a shared folder."""
+        files = self.files_of()
+        out: list[Path] = []
+        for name, path in self.of_role(role).items():
+            out += [path / file for file in files[name]] if name in files else [path]
+        return out
+
     def outputs(self) -> dict[str, Path]:
         return self.of_role(ROLE_OUTPUT)
 
     def caches(self) -> dict[str, Path]:
         return self.of_role(ROLE_CACHE)
+
+    def final(self: Q) -> Q:
+        """The places the outputs end up in (while a stage runs, it writes to staging places)."""
+        return getattr(self, "_final", self)
 
     def needed_inputs(self) -> dict[str, Path]:
         """The inputs this run reads (all by default; a stage may need fewer for some inputs)."""
@@ -344,8 +373,9 @@ class StagePaths:
 
         specs = {spec.name: spec for spec in self.specs()}
         for name, value in self.needed_inputs().items():
-            if not Path(value).exists():
-                raise MissingInputError(value, made_by=specs[name].metadata.get("made_by", ""))
+            for path in [Path(value) / f for f in specs[name].metadata.get("files", ())] or [Path(value)]:
+                if not path.exists():
+                    raise MissingInputError(path, made_by=specs[name].metadata.get("made_by", ""))
 
 
 def _relative_to_root(path: Path) -> Path:
@@ -439,8 +469,11 @@ def stage_run(func: Callable[[P, Q], R]) -> Callable[[P, Q], R]:
             raise TypeError(f"params of stage {params.stage!r} with paths of stage {paths.stage!r}")
         with contextlib.chdir(config.PROJECT_ROOT):
             paths.check_inputs()
-            with output_set(paths.outputs(), name=paths.stage) as staged:
-                return func(params, dataclasses.replace(paths, **staged))  # type: ignore[type-var]
+            files = {k: v for k, v in paths.files_of().items() if k in paths.outputs()}
+            with output_set(paths.outputs(), name=paths.stage, files=files) as staged:
+                staged_paths = dataclasses.replace(paths, **staged)  # type: ignore[type-var]
+                object.__setattr__(staged_paths, "_final", paths)
+                return func(params, staged_paths)
 
     return wrapper
 

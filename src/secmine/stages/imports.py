@@ -86,3 +86,12 @@ def import_closure(module: str) -> set[Path]:
 def relative_files(paths: set[Path]) -> list[str]:
     """Files relative to the project root, sorted (as ``dvc.yaml`` lists them)."""
     return sorted(p.relative_to(config.PROJECT_ROOT).as_posix() for p in paths)
+
+
+# Every stage's command runs its notebook, then this module on the executed notebook.
+NOTEBOOK_NORMALISER = "secmine.report.notebooks"
+
+
+def stage_closure(stage_module_name: str) -> set[Path]:
+    """The package files a stage's command runs: its module's closure and the notebook normaliser's."""
+    return import_closure(stage_module_name) | import_closure(NOTEBOOK_NORMALISER)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from secmine.analysis import trend
 from secmine.analysis.rq1 import RQ1Params, RQ1Result
-from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
+from secmine.stages.contract import StageParams, StagePaths, input_path, output_files, output_path, stage_run
 
 STAGE = "rq1"
 
@@ -32,6 +33,9 @@ class Paths(StagePaths):
     tables_dir: Path = output_path()
     figures_dir: Path = output_path()
     metrics: Path = output_path()
+    # the paper's Fig. 2 (the folders are shared with the thematic and report stages)
+    paper_tables_dir: Path = output_files(*(p.name for p in trend.output_files("t", "f") if p.parent.name == "t"))
+    paper_figures_dir: Path = output_files(*(p.name for p in trend.output_files("t", "f") if p.parent.name == "f"))
 
 
 Result = RQ1Result
@@ -49,6 +53,8 @@ def run(params: Params, paths: Paths) -> Result:
         tables_dir=paths.tables_dir,
         figures_dir=paths.figures_dir,
         metrics_path=paths.metrics,
+        paper_tables_dir=paths.paper_tables_dir,
+        paper_figures_dir=paths.paper_figures_dir,
         params=params,
     )
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
+from secmine.stages.contract import StageParams, StagePaths, input_path, output_files, output_path, stage_run
+from secmine.thematic import heatmap, paper_tables
 from secmine.thematic.stage import ThematicResult
+
+_FIG3 = heatmap.output_files("t", "f")
 
 STAGE = "thematic"
 
@@ -36,6 +39,11 @@ class Paths(StagePaths):
     tables_dir: Path = output_path()
     figures_dir: Path = output_path()
     metrics: Path = output_path()
+    # the paper's Fig. 3 and taxonomy tables (the folders are shared with the rq1 and report stages)
+    paper_tables_dir: Path = output_files(
+        *(p.name for p in _FIG3 if p.parent.name == "t"), *(p.name for p in paper_tables.output_files("t"))
+    )
+    paper_figures_dir: Path = output_files(*(p.name for p in _FIG3 if p.parent.name == "f"))
 
 
 Result = ThematicResult
@@ -56,6 +64,8 @@ def run(params: Params, paths: Paths) -> Result:
         tables_dir=paths.tables_dir,
         figures_dir=paths.figures_dir,
         metrics_path=paths.metrics,
+        paper_tables_dir=paths.paper_tables_dir,
+        paper_figures_dir=paths.paper_figures_dir,
     )
 
 

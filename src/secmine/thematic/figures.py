@@ -128,7 +128,9 @@ def code_frequencies_figure(counts: ThematicCounts, code_type: CodeType) -> Figu
             ax.text(xmax * 1.24, (row["first"] + row["last"]) / 2, f"{row['theme']}\n({int(row['total'])})",
                     ha="right", va="center", fontsize=9, fontweight="bold", color="0.3")
         ax.set_xlabel("mentions")
-        ax.legend(loc="lower right", fontsize=8, title="platform", title_fontsize=8)
+        # below the plot, right: inside it would cover the theme labels at the right edge
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.02), ncols=2, fontsize=8, title="platform",
+                  title_fontsize=8, frameon=False)
         ax.set_title(
             f"{TYPE_TITLES[code_type]}: mentions per code ({int(table['total'].sum())} in all)\n{_n_title(counts)}",
             fontsize=11,

@@ -1,22 +1,18 @@
 """The paper's published RQ2/RQ3 numbers, set beside the ones computed here.
 
-Source: Nguyen, Le and Babar, "Securing the AI Supply Chain: What Can We Learn From
-Developer-Reported Security Issues and Solutions of AI Projects?" (ICSE 2026, arXiv 2512.23385):
-the abstract (753 posts; 32 issues and 24 solutions in 4 themes), the composition of the
-thematic-analysis sample (368 HF discussions, 184 GH discussions, 201 GH issues), RQ2 (System & Software issues appear 945 times
-and cover 74.37% of the posts; Data issues 77 times, 9.03%) and RQ3 (the most frequent
-issue -> solution pair, outdated vulnerable dependency -> dependency version upgrade, co-occurs
-69 times).  Only numbers we could check in the paper's text are listed; none is used as an
-expectation anywhere else.
-
-On a complete copy of the authors' package every row must match; on a partial copy (the one
-in ../shared withholds about 20% of the coded posts) the table shows the difference honestly.
+The values themselves live in :mod:`secmine.published` (``THEMATIC``: the coded sample's size,
+the taxonomy's size, RQ2's System & Software and Data theme frequency and coverage, RQ3's most
+frequent issue -> solution pair); this module computes the same quantities from a coded sample
+and sets them side by side.  On a complete copy of the authors' package every row must match; on
+a partial copy (the one in ../shared withholds about 20% of the coded posts) the table shows the
+difference honestly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from secmine.published import THEMATIC, TOP_PAIR_ISSUE, TOP_PAIR_SOLUTION, Published, Unit
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -24,43 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from secmine.codebook import Codebook
     from secmine.thematic.counting import ThematicCounts
 
-Unit = Literal["count", "percent", "rank"]
-
-TOP_PAIR_ISSUE = "Outdated third-party dependency/package contains vulnerabilities"
-TOP_PAIR_SOLUTION = "Dependency Version Upgrade"
-
-
-@dataclass(frozen=True)
-class PaperValue:
-    key: str
-    quantity: str
-    value: float
-    unit: Unit
-    where: str  # where in the paper
-
-
-PAPER_VALUES: tuple[PaperValue, ...] = (
-    PaperValue("posts_total", "coded posts", 753, "count", "abstract"),
-    PaperValue("posts_hf", "coded posts: HF Discussion", 368, "count", "thematic-analysis sample"),
-    PaperValue("posts_gh_discussion", "coded posts: GH Discussion", 184, "count", "thematic-analysis sample"),
-    PaperValue("posts_gh_issue", "coded posts: GH Issue", 201, "count", "thematic-analysis sample"),
-    PaperValue("issue_codes", "issue codes in the taxonomy", 32, "count", "abstract"),
-    PaperValue("solution_codes", "solution codes in the taxonomy", 24, "count", "abstract"),
-    PaperValue("issue_themes", "issue themes", 4, "count", "abstract"),
-    PaperValue("solution_themes", "solution themes", 4, "count", "abstract"),
-    PaperValue("ss_issue_mentions", "System & Software issues: mentions", 945, "count", "RQ2"),
-    PaperValue("ss_issue_coverage", "System & Software issues: % of posts", 74.37, "percent", "RQ2"),
-    PaperValue("data_issue_mentions", "Data issues: mentions", 77, "count", "RQ2"),
-    PaperValue("data_issue_coverage", "Data issues: % of posts", 9.03, "percent", "RQ2"),
-    PaperValue(
-        "top_pair_count",
-        f"co-occurrences: {TOP_PAIR_ISSUE} -> {TOP_PAIR_SOLUTION}",
-        69,
-        "count",
-        "RQ3",
-    ),
-    PaperValue("top_pair_rank", "rank of that pair among all issue -> solution pairs", 1, "rank", "RQ3"),
-)
+# Kept under their former names: code and tests written against this module keep working.
+PaperValue = Published
+PAPER_VALUES: tuple[Published, ...] = THEMATIC
 
 
 def computed_values(counts: ThematicCounts, codebook: Codebook) -> dict[str, float | None]:
@@ -127,3 +89,14 @@ def compare_with_paper(counts: ThematicCounts, codebook: Codebook) -> pd.DataFra
     columns = ["quantity", "unit", "paper", "computed", "difference", "matches", "where"]
     # object columns keep counts as integers and percentages as floats (CSV: 753, 74.37)
     return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in columns})
+
+
+__all__ = [
+    "PAPER_VALUES",
+    "TOP_PAIR_ISSUE",
+    "TOP_PAIR_SOLUTION",
+    "PaperValue",
+    "Unit",
+    "compare_with_paper",
+    "computed_values",
+]

@@ -26,7 +26,7 @@ from secmine import config
 from secmine.codebook import Codebook, CodebookError
 from secmine.errors import SecmineError
 from secmine.replication import POSTS_FILE, CodedSample, ReplicationError, load_coded_sample, load_posts
-from secmine.thematic import counting, figures, paper, tables
+from secmine.thematic import counting, figures, heatmap, paper, paper_tables, tables
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -36,6 +36,7 @@ DEFAULT_WORDS = {"", "replication", "default"}
 NO_TEXTS_WORDS = {"none", "skip", "no"}
 METRICS_NAME = "thematic.json"
 FIGURES_SUBDIR = "thematic"
+PAPER_SUBDIR = "paper"
 
 
 class ThematicInputError(SecmineError, ValueError):
@@ -192,16 +193,43 @@ class ThematicResult:
     figures: dict[str, Figure]
     metrics: dict[str, Any]
     written: list[Path] = field(default_factory=list)
+    # the paper's forms: Fig. 3 as published and plain (by heatmap.TABLE_STEMS / FIGURE_STEMS key)
+    # and the RQ2/RQ3 taxonomy tables (by paper_tables.STEMS value)
+    heatmaps: dict[str, pd.DataFrame] = field(default_factory=dict)
+    paper_figures: dict[str, Figure] = field(default_factory=dict)
+    taxonomy: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def warnings(self) -> pd.DataFrame:
         return self.tables["thematic_warnings"]
 
 
-def output_paths(out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Where the stage writes: ``tables``, ``figures`` and ``metrics`` under ``out_dir``."""
+def output_paths(
+    out_dir: str | os.PathLike[str],
+    *,
+    paper_tables_dir: str | os.PathLike[str] | None = None,
+    paper_figures_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Path]:
+    """Where the stage writes: ``tables``, ``figures`` and ``metrics`` under ``out_dir``, and the
+    paper's forms (``paper_tables``: Fig. 3 tables and the taxonomy tables; ``paper_figures``:
+    Fig. 3) under ``out_dir/tables/paper`` and ``out_dir/figures/paper`` unless given."""
     base = Path(out_dir)
-    return {"tables": base / "tables", "figures": base / "figures" / FIGURES_SUBDIR, "metrics": base / "metrics" / METRICS_NAME}
+    return {
+        "tables": base / "tables",
+        "figures": base / "figures" / FIGURES_SUBDIR,
+        "metrics": base / "metrics" / METRICS_NAME,
+        "paper_tables": Path(paper_tables_dir) if paper_tables_dir is not None else base / "tables" / PAPER_SUBDIR,
+        "paper_figures": Path(paper_figures_dir) if paper_figures_dir is not None else base / "figures" / PAPER_SUBDIR,
+    }
+
+
+def paper_output_files(paths: dict[str, Path]) -> list[Path]:
+    """The files the stage writes into the shared ``paper`` folders (declare them one by one in DVC:
+    the ``rq1`` and ``report`` stages write into the same folders)."""
+    return sorted(
+        heatmap.output_files(paths["paper_tables"], paths["paper_figures"])
+        + paper_tables.output_files(paths["paper_tables"])
+    )
 
 
 def run(
@@ -216,9 +244,16 @@ def run(
     tables_dir: str | os.PathLike[str] | None = None,
     figures_dir: str | os.PathLike[str] | None = None,
     metrics_path: str | os.PathLike[str] | None = None,
+    paper_tables_dir: str | os.PathLike[str] | None = None,
+    paper_figures_dir: str | os.PathLike[str] | None = None,
 ) -> ThematicResult:
     """Run the stage: load and check, count, build and (when ``out_dir`` is given) write every
-    table, figure and the metrics.  ``multiplicity``: see :mod:`secmine.thematic.counting`."""
+    table, figure and the metrics.  ``multiplicity``: see :mod:`secmine.thematic.counting`.
+
+    Also the paper's forms (see :func:`output_paths` for where): Fig. 3 as published and plain
+    (:mod:`secmine.thematic.heatmap`; always from mention x mention pair counts, as the authors
+    count, whatever ``multiplicity`` says) and the RQ2/RQ3 taxonomy tables
+    (:mod:`secmine.thematic.paper_tables`)."""
     import matplotlib.pyplot as plt
     from tqdm import tqdm
 
@@ -233,18 +268,36 @@ def run(
         metrics = build_metrics(sample, counts, comparison)
         steps.update()
         figs = figures.build_figures(counts)
+        try:
+            heatmaps, heatmap_figs = heatmap.build(sample.mentions, sample.codebook, n_posts=counts.n_posts["total"])
+        except heatmap.HeatmapError as exc:
+            sample.warnings.append(f"Fig. 3 not drawn: {exc}")
+            heatmaps, heatmap_figs = {}, {}
+        taxonomy = paper_tables.sample_tables(sample)
+        if heatmaps:
+            check = heatmap.compare_with_published(heatmaps["published"])
+            metrics["fig3_cells_matching_paper"] = int(check["matches"].sum())
+            metrics["fig3_cells"] = len(check)
         steps.update()
         written: list[Path] = []
         if out_dir is not None or tables_dir is not None:
-            paths = output_paths(out_dir or ".")
+            paths = output_paths(out_dir or ".", paper_tables_dir=paper_tables_dir, paper_figures_dir=paper_figures_dir)
             written += tables.write_tables(built, Path(tables_dir or paths["tables"]), sample.codebook)
             written += figures.write_figures(figs, Path(figures_dir or paths["figures"]))
+            if heatmaps:
+                written += heatmap.write(
+                    heatmaps, heatmap_figs, tables_dir=paths["paper_tables"], figures_dir=paths["paper_figures"]
+                )
+            written += paper_tables.write_taxonomy_tables(sample, paths["paper_tables"])
             written.append(write_json(metrics_path or paths["metrics"], metrics))
         steps.update()
         if close_figures:
-            for fig in figs.values():
+            for fig in [*figs.values(), *heatmap_figs.values()]:
                 plt.close(fig)
-    return ThematicResult(sample, counts, comparison, built, figs, metrics, sorted(written))
+    return ThematicResult(
+        sample, counts, comparison, built, figs, metrics, sorted(written),
+        heatmaps=heatmaps, paper_figures=heatmap_figs, taxonomy=taxonomy,
+    )
 
 
 __all__ = [
@@ -255,6 +308,7 @@ __all__ = [
     "build_metrics",
     "load_inputs",
     "output_paths",
+    "paper_output_files",
     "resolve_codebook",
     "resolve_coded",
     "resolve_texts",
