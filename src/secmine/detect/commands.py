@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 
 from secmine import config
@@ -69,14 +70,32 @@ def train_command(
     epochs: float = typer.Option(None, help="transformer epochs"),
     max_length: int = typer.Option(None, help="transformer max tokens"),
     seed: int = typer.Option(None, help="random seed"),
-    reports_dir: Path = typer.Option(None, help="write comparison tables/figure/metrics here (optional)"),
+    reports_dir: Path = typer.Option(None, help="write comparison tables/figures/metrics here, and with --data also "
+                                     "labelled.parquet, predictions.parquet and label_review.csv (optional)"),
     params_file: Path = typer.Option(None, "--params", help="take the train block from this YAML file "
                                      "instead of params.yaml (e.g. params-gpu.yaml, the paper's settings)"),
+    split: str = typer.Option(None, help="held-out test split: random, time (newest rows test) or project "
+                              "(whole repositories held out) [params: train.split]"),
+    population: str = typer.Option(None, help="rows that select, calibrate, threshold and headline: keyword "
+                                   "(keyword matches) or all [params: train.population]"),
+    train_population: str = typer.Option(None, help="rows the models learn from: all or keyword (the paper's "
+                                         "design) [params: train.train_population]"),
+    target_prior: str = typer.Option(None, help="share of positives where the model is applied, 'estimate' "
+                                     "(from --unlabelled) or '' [params: train.target_prior]"),
+    calibration: str = typer.Option(None, help="isotonic, platt or none [params: train.calibration]"),
+    metric: str = typer.Option(None, help="primary metric for selection and threshold [params: train.metric]"),
+    selection: str = typer.Option(None, help="strongest_within, lcb or mean [params: train.selection]"),
+    cv_repeats: int = typer.Option(None, help="repeated folds (0: auto, more when positives are few)"),
+    date_column: str = typer.Option("created_at", help="date column of --data (for --split time)"),
+    repo_column: str = typer.Option("repo", help="repository column of --data (for --split project)"),
+    unlabelled: Path = typer.Option(None, help="unlabelled texts of the target population (CSV with a text "
+                                    "column, JSON lines or corpus) for --target-prior estimate"),
 ) -> None:
-    """Compare the model families on grouped folds and a held-out test split; save the best model."""
+    """Compare the model families on grouped folds and a held-out test split; save the selected model
+    with its calibration and threshold."""
     from secmine.detect.keywords import parse_keywords
     from secmine.detect.labelled import read_labelled_file
-    from secmine.detect.train import settings_from_params, train_labelled
+    from secmine.detect.train import TrainOptions, settings_from_params, train_labelled
 
     p = _params("train")
     if params_file is not None:
@@ -84,8 +103,11 @@ def train_command(
     overrides = {"n_folds": n_folds, "test_size": test_size, "n_trials": n_trials,
                  "transformer_trials": transformer_trials, "backbone": backbone, "epochs": epochs,
                  "max_length": max_length, "seed": seed, "families": families, "text_column": text_column,
-                 "label_column": label_column, "id_column": id_column}
+                 "label_column": label_column, "id_column": id_column, "split": split, "population": population,
+                 "train_population": train_population, "target_prior": target_prior, "calibration": calibration,
+                 "metric": metric, "selection": selection, "cv_repeats": cv_repeats}
     p.update({k: v for k, v in overrides.items() if v is not None})
+    options = TrainOptions.from_params(p)
     kp = _params("keywords")
     tables = figures = metrics = None
     if reports_dir is not None:
@@ -103,23 +125,42 @@ def train_command(
             train_params=p,
             keyword_set=kp.get("set", "paper"), extra_keywords=kp.get("extra", "") or "",
             word_boundary=bool(kp.get("word_boundary", True)),
+            review_out=p.get("review", "data/interim/label_review.csv"),
         )
         return
     max_chars = int(p.get("max_chars", 4000))
     labelled = read_labelled_file(data, text_column=p.get("text_column", "text"),
                                   label_column=p.get("label_column", "label"), id_column=p.get("id_column", "id"),
-                                  max_chars=max_chars)
-    settings = settings_from_params(p, keywords=parse_keywords(kp.get("set", "paper"), kp.get("extra", "") or ""),
-                                    word_boundary=bool(kp.get("word_boundary", True)))
+                                  max_chars=max_chars, date_column=date_column, repo_column=repo_column)
+    keywords = parse_keywords(kp.get("set", "paper"), kp.get("extra", "") or "")
+    settings = settings_from_params(p, keywords=keywords, word_boundary=bool(kp.get("word_boundary", True)))
+    texts = None
+    if unlabelled is not None:
+        from secmine.detect.corpus import load_inputs
+        from secmine.detect.keywords import KeywordMatcher
+
+        texts = load_inputs(unlabelled, text_column=p.get("text_column", "text"), max_chars=max_chars)["text"].tolist()
+        if options.population == "keyword":
+            matcher = KeywordMatcher(settings.keywords, word_boundary=settings.word_boundary)
+            texts = [t for t in texts if matcher.matches(t)]
+    elif options.target_prior == "estimate":
+        raise typer.BadParameter("--target-prior estimate needs --unlabelled FILE (texts of the target population)")
     comparison = train_labelled(
         labelled, model_dir=model_dir, settings=settings,
         families=p.get("families", "keyword,tfidf_logreg,tfidf_svm,embed_logreg,transformer"),
         test_size=float(p.get("test_size", 0.2)), n_folds=int(p.get("n_folds", 5)),
         n_trials=int(p.get("n_trials", 10)), transformer_trials=int(p.get("transformer_trials", 1)),
         n_boot=int(p.get("bootstrap", 1000)), max_chars=max_chars,
-        tables_dir=tables, figures_dir=figures, metrics_path=metrics,
+        tables_dir=tables, figures_dir=figures, metrics_path=metrics, options=options,
+        labelled_out=None if reports_dir is None else reports_dir / "labelled.parquet",
+        predictions_out=None if reports_dir is None else reports_dir / "predictions.parquet",
+        review_out=None if reports_dir is None else reports_dir / "label_review.csv",
+        unlabelled_texts=texts,
     )
+    for note in comparison.notes:
+        typer.echo(note)
     typer.echo(comparison.display_table().to_string(index=False))
+    typer.echo(comparison.selection.get("summary", ""))
 
 
 def evaluate_command(
@@ -128,18 +169,22 @@ def evaluate_command(
     text_column: str = typer.Option("text", help="text column"),
     label_column: str = typer.Option("label", help="label column (0/1)"),
     split: str = typer.Option("all", help="rows of a labelled Parquet with a split column: all, train or test"),
+    population: str = typer.Option("card", help="rows to score: card (the population the model was selected "
+                                   "and reported on), keyword (keyword matches) or all"),
     bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
     seed: int = typer.Option(42, help="bootstrap seed"),
+    precision_target: float = typer.Option(None, help="report the recall at this precision (default: the card's)"),
     output: Path = typer.Option(None, help="write the metrics as JSON here"),
 ) -> None:
-    """Score a saved model on labelled data: MCC, F1, precision, recall, accuracy with 95% intervals."""
-    import numpy as np
-
+    """Score a saved model on labelled data at its stored threshold and calibration: MCC, F1, precision,
+    recall, accuracy, g-measure, PR-AUC, ROC-AUC, recall at fixed precision and Brier, with 95% intervals."""
     from secmine import io
-    from secmine.detect.labelled import read_labelled_file
-    from secmine.detect.metrics import METRICS, metrics_with_ci
-    from secmine.detect.predict import card_max_chars, load_model
+    from secmine.detect.labelled import mark_keyword_match, read_labelled_file
+    from secmine.detect.metrics import METRICS, SCORE_METRICS, evaluate_scores
+    from secmine.detect.predict import apply_card, card_max_chars, load_model
 
+    if population not in ("card", "keyword", "all"):
+        raise typer.BadParameter(f"--population {population!r}: use card, keyword or all")
     model, card = load_model(model_dir)
     labelled = read_labelled_file(data, text_column=text_column, label_column=label_column,
                                   max_chars=card_max_chars(card)).frame
@@ -149,13 +194,45 @@ def evaluate_command(
         labelled = labelled[labelled["split"] == split]
     if labelled.empty:
         raise typer.BadParameter(f"{data}: no labelled rows to evaluate")
-    proba = model.predict_proba(labelled["text"].tolist())
-    predicted = (proba >= float(card.get("threshold", 0.5))).astype(np.int64)
-    metrics = metrics_with_ci(labelled["label"].to_numpy(), predicted, n_boot=bootstrap, seed=seed)
-    metrics["family"] = card["family"]
-    for name in METRICS:
-        typer.echo(f"{name:>9}: {metrics[name]:.3f}  [{metrics[name + '_lo']:.3f}, {metrics[name + '_hi']:.3f}]")
-    typer.echo(f"{'n':>9}: {metrics['n']} ({metrics['positives']} positive)")
+    settings = card.get("settings", {})
+    labelled = mark_keyword_match(labelled, keywords=settings.get("keywords"),
+                                  word_boundary=bool(settings.get("word_boundary", True)))
+    wanted = (card.get("population") or {}).get("selected_calibrated_and_reported_on", "all") \
+        if population == "card" else population
+    target = float(precision_target if precision_target is not None
+                   else (card.get("rare_class_metrics") or {}).get("precision_target", 0.9))
+    scores = model.predict_proba(labelled["text"].tolist())
+    probability, predicted = apply_card(card, scores)
+    y = labelled["label"].to_numpy()
+    keyword = labelled["keyword_match"].to_numpy(dtype=bool)
+    parts = {"all": np.ones(len(y), dtype=bool)}
+    if wanted == "keyword":
+        parts = {"keyword": keyword, **parts}
+    results = {}
+    for name, mask in parts.items():
+        if not mask.any():
+            continue
+        results[name] = evaluate_scores(y[mask], probability[mask], predicted[mask], n_boot=bootstrap, seed=seed,
+                                        precision_target=target)
+    if wanted not in results:
+        raise typer.BadParameter(f"{data}: no keyword-matched rows to evaluate; use --population all")
+    metrics: dict[str, Any] = dict(results[wanted])
+    metrics.update(family=card["family"], population=wanted, threshold=float(card.get("threshold", 0.5)),
+                   calibration=(card.get("calibration") or {}).get("method", "none"))
+    if wanted != "all" and "all" in results:
+        metrics["all_rows"] = results["all"]
+    names = {"recall_at_precision": f"recall@P{target:g}"}
+    for part, values in results.items():
+        typer.echo(f"-- {part} rows: {values['n']} ({values['positives']} positive) --")
+        for name in (*METRICS, *SCORE_METRICS):
+            value, lo, hi = values[name], values.get(name + "_lo"), values.get(name + "_hi")
+            label = names.get(name, name)
+            if value is None:
+                typer.echo(f"{label:>13}: n/a (one class only)")
+            else:
+                typer.echo(f"{label:>13}: {value:.3f}  [{lo:.3f}, {hi:.3f}]")
+    typer.echo(f"{'n':>13}: {metrics['n']} ({metrics['positives']} positive), {wanted} rows, threshold "
+               f"{metrics['threshold']:.4g} on the raw score, calibration {metrics['calibration']}")
     if output is not None:
         io.write_json(output, metrics)
 
@@ -169,7 +246,8 @@ def classify_command(
     keywords: Path = typer.Option(None, help="keyword matches of the input (keywords stage) for Parquet output"),
     checkpoint_dir: Path = typer.Option(None, help="resume from / checkpoint finished chunks here"),
     chunk_size: int = typer.Option(2000, help="rows per checkpointed chunk"),
-    threshold: float = typer.Option(None, help="label threshold (default: the model card's)"),
+    threshold: float = typer.Option(None, help="label threshold on the calibrated probability (default: the "
+                                    "model card's threshold on the raw score)"),
     num_threads: int = typer.Option(
         None, help="CPU threads (PyTorch threads; ONNX Runtime: batches run at once, one thread each)"),
     engine: str = typer.Option("auto", help="transformer engine: auto (what training validated), torch, onnx "
