@@ -98,7 +98,8 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame["label"] = frame["label"].astype("int64")
     frame["weak"] = frame["weak"].astype(bool)
     for column in ("repo", "created_at"):
-        frame[column] = frame[column].astype(object)
+        values = frame[column].astype(object)
+        frame[column] = values.where(values.notna(), None)
     return frame
 
 

@@ -5,7 +5,7 @@ from another (snapshot issues), a classifier can score well by learning where a 
 instead of what it says.  :func:`source_probe` trains a *probe* -- TF-IDF + logistic regression on
 the model's inputs -- to predict ``source`` among rows of the **same label**, so the label cannot
 explain what it finds, on *label-neutral* text: the keywords, which define how some sources were
-drawn (security_labels are keyword matches, weak negatives have none), are masked first.  Its
+drawn (security_labels are keyword matches, weak negatives have none), are removed first.  Its
 cross-validated balanced accuracy is reported beside chance (0.5 for two sources, 1/k for k): a
 probe far above chance means the sources differ in ways a model can exploit, and the per-source
 test metrics (:meth:`secmine.detect.train.Comparison.by_source`) show whether the selected model did.
@@ -23,16 +23,14 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-MASK = "kwmask"
-
-
 def mask_keywords(texts: Sequence[str], keywords: Sequence[str]) -> list[str]:
-    """``texts`` with every keyword (case-insensitive, also inside words) replaced by one token."""
+    """``texts`` with every keyword (case-insensitive, also inside words) removed: a placeholder
+    token would itself tell the keyword-selected sources apart."""
     words = sorted({k.strip().lower() for k in keywords if k and k.strip()}, key=len, reverse=True)
     if not words:
         return list(texts)
     pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
-    return [pattern.sub(MASK, t) for t in texts]
+    return [pattern.sub(" ", t) for t in texts]
 
 
 def source_probe(
