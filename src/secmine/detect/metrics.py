@@ -199,12 +199,18 @@ def evaluate_scores(
     out = metrics_with_ci(y, lab.astype(np.int64), n_boot=n_boot, seed=seed)
     point = score_metrics(y, p, precision_target=precision_target)
     idx = _resamples(len(y), n_boot, seed)
-    counts = np.zeros((n_boot, len(y)), dtype=np.float64)
-    np.add.at(counts, (np.repeat(np.arange(n_boot), len(y)), idx.ravel()), 1.0)
-    draws = _score_metrics_weighted(y, p, counts, precision_target)
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in SCORE_METRICS}
+    block = max(1, 2_000_000 // max(1, len(y)))  # resamples per block: bounded memory on large sets
+    for start in range(0, n_boot, block):
+        rows = idx[start:start + block]
+        counts = np.zeros((len(rows), len(y)), dtype=np.float64)
+        np.add.at(counts, (np.repeat(np.arange(len(rows)), len(y)), rows.ravel()), 1.0)
+        for name, values in _score_metrics_weighted(y, p, counts, precision_target).items():
+            draws[name].append(values)
     alpha = (1.0 - level) / 2.0
     for name in SCORE_METRICS:
-        values = draws[name][~np.isnan(draws[name])]
+        values = np.concatenate(draws[name])
+        values = values[~np.isnan(values)]
         out[name] = None if np.isnan(point[name]) else point[name]
         if out[name] is None or len(values) == 0:
             out[f"{name}_lo"] = out[f"{name}_hi"] = None
