@@ -88,9 +88,9 @@ def item_weights(labels: np.ndarray, sample_weight: np.ndarray | None, class_wei
     if class_weight not in ("balanced", "none", ""):
         raise ModelError(f"transformer: class_weight {class_weight!r} is not 'balanced' or 'none'")
     if class_weight == "balanced":
-        for label in (0, 1):
-            mask = labels == label
-            w[mask] = w[mask] * (w.sum() / (2.0 * w[mask].sum()))
+        total = w.sum()
+        scale = {label: total / (2.0 * w[labels == label].sum()) for label in (0, 1)}
+        w = w * np.where(labels == 1, scale[1], scale[0])
     w = w / w.mean()
     return None if np.allclose(w, 1.0) else w
 
