@@ -56,7 +56,9 @@ def labelled_texts(path: Path, n_eval: int, n_fit: int, n_validate: int,
         from secmine.detect.labelled import assemble_labelled
 
         shared = config.external_source_dir()
-        train = config.load_params().get("train") or {}
+        from secmine.stages import train as train_stage
+
+        train = train_stage.Params.load().as_dict()
         corpus = load_threads(shared / "ai_issues" / "issues.jsonl.gz",
                               columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
         matches = match_threads(corpus, PAPER_KEYWORDS).set_index("id")["keyword_match"]

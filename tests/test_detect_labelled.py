@@ -163,3 +163,83 @@ def test_replication_positives_and_hard_cases_from_the_real_data(external_root: 
     wanted = corpus[(corpus["repo"] + "#" + corpus["number"].astype(str)).isin(set(ids))]
     hard = from_security_labels(external_root / "ai_issues" / "security_labels.csv", wanted)
     assert len(hard) == 20 and set(hard["label"]) <= {0, 1}
+
+
+def _frame_for_splits(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2023-01-01", periods=n, freq="D", tz="UTC")
+    frame = pd.DataFrame({
+        "uid": [f"u{i}" for i in range(n)],
+        "group": [f"g{i // 2}" for i in range(n)],  # two rows per thread
+        "label": (rng.random(n) < 0.3).astype(int),
+        "source": "user",
+        "text_hash": [f"h{i}" for i in range(n)],
+        "repo": [f"org/r{(i // 2) % 12}" for i in range(n)],
+        "created_at": [d.strftime("%Y-%m-%dT%H:%M:%SZ") for d in days],
+    })
+    frame.loc[[0, 1], "created_at"] = None  # an undated thread: training only
+    return frame
+
+
+def test_time_split_tests_on_the_newest_threads_and_project_split_holds_out_repositories() -> None:
+    from secmine.detect.splits import repeated_folds
+
+    frame = _frame_for_splits()
+    timed = assign_splits(frame, test_size=0.5, n_folds=3, seed=1, strategy="time")
+    dates = pd.to_datetime(timed["created_at"], utc=True)
+    test, train = timed[timed["split"] == "test"], timed[timed["split"] == "train"]
+    assert dates[test.index].min() > dates[train.index].max()  # the future is tested
+    assert abs(len(test) - 59) <= 2 and set(timed.loc[[0, 1], "split"]) == {"train"}
+    assert (timed.groupby("group")["split"].nunique() == 1).all()
+    project = assign_splits(frame, test_size=0.25, n_folds=3, seed=1, strategy="project")
+    held = set(project.loc[project["split"] == "test", "repo"])
+    assert held and held.isdisjoint(set(project.loc[project["split"] == "train", "repo"]))
+    train_rows = project[project["split"] == "train"]
+    assert (train_rows.groupby("repo")["fold"].nunique() == 1).all()  # folds grouped by repository too
+    partitions = repeated_folds(project, repeats=3, seed=1, strategy="project")
+    assert len(partitions) == 3 and partitions[0] == fold_indices(project)
+    assert partitions[1] != partitions[0]
+    repos = train_rows["repo"].to_numpy()
+    for partition in partitions:
+        for fit, val in partition:
+            assert set(repos[fit]).isdisjoint(set(repos[val]))
+    with pytest.raises(SplitError, match="created_at"):
+        assign_splits(frame.drop(columns=["created_at"]), strategy="time")
+    with pytest.raises(SplitError, match="train.split"):
+        assign_splits(frame, strategy="weekly")
+
+
+def test_user_csv_dates_repos_and_keyword_matches(tmp_path: Path) -> None:
+    from secmine.detect.labelled import mark_keyword_match
+
+    path = tmp_path / "l.csv"
+    path.write_text("id,text,label,created_at,repo\n"
+                    "1,A CVE in the loader,1,2024-05-01T10:00:00+02:00,acme/a\n"
+                    "2,Typo in the docs,0,2024-05-02,acme/b\n"
+                    "3,cybersecurity newsletter,0,,\n")
+    frame = from_user_csv(path)
+    assert frame["created_at"].tolist() == ["2024-05-01T08:00:00Z", "2024-05-02T00:00:00Z", None]
+    assert frame["repo"].tolist() == ["acme/a", "acme/b", None]
+    marked = mark_keyword_match(frame)
+    assert marked["keyword_match"].tolist() == [True, False, False]  # whole words by default
+    assert mark_keyword_match(frame, word_boundary=False)["keyword_match"].tolist() == [True, False, True]
+    by_thread = pd.Series({"2": True})
+    assert mark_keyword_match(frame.assign(thread_id=["1", "2", "3"]), thread_matches=by_thread)["keyword_match"].tolist() \
+        == [True, True, False]
+    path.write_text("id,text,label,created_at\n1,A CVE,1,last tuesday\n")
+    with pytest.raises(LabelledError, match=r"row 2, field 'created_at'"):
+        from_user_csv(path)
+
+
+def test_rare_positive_set_from_the_snapshot(tmp_path: Path, fixtures_dir: Path) -> None:
+    from secmine.detect.labelled import rare_positive_set
+
+    corpus = _corpus(fixtures_dir)
+    labels = tmp_path / "security_labels.csv"
+    labels.write_text("id,label,theme\nacme/llm-app#1,1,model\norg/vision-lib#21,0,\n")
+    frame = rare_positive_set(corpus, labels, positive_share=0.34, seed=0)
+    assert list(frame.columns) == ["id", "repo", "created_at", "text", "label"]
+    assert frame["label"].sum() == 1 and frame["created_at"].notna().all()
+    assert frame["created_at"].is_monotonic_increasing
+    extra = frame[~frame["id"].isin(["gh:pull_request:acme/llm-app#1", "gh:pull_request:org/vision-lib#21"])]
+    assert (extra["label"] == 0).all() and not extra["text"].str.contains("vulnerab|cve|cwe|security", case=False).any()

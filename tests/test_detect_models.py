@@ -119,3 +119,30 @@ def test_batch_plan_covers_every_text_once_within_budget(seed: int) -> None:
         assert len(batch) <= 16
         assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 1024
     assert (np.diff(lengths[flat]) <= 0).all()  # longest first, so padding within a batch is minimal
+
+
+def test_transformer_loss_weights_balance_classes_and_carry_sample_weights() -> None:
+    from secmine.detect.models.base import ModelError, check_weights
+    from secmine.detect.models.transformer import item_weights
+
+    y = np.array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    w = item_weights(y, None, "balanced")
+    assert w is not None and w.mean() == pytest.approx(1.0)
+    assert w[y == 1].sum() == pytest.approx(w[y == 0].sum())  # each class half the weight
+    assert item_weights(y, None, "none") is None  # plain cross-entropy
+    hard = item_weights(y, np.array([1.0, 3.0] + [1.0] * 8), "none")
+    assert hard[1] == pytest.approx(3 * hard[2])
+    with pytest.raises(ModelError, match="class_weight"):
+        item_weights(y, None, "inverse")
+    with pytest.raises(ModelError, match="positive"):
+        check_weights([1.0, -1.0], 2)
+
+
+def test_sample_weights_change_what_a_tfidf_model_learns() -> None:
+    texts = ["token leak in logs", "token in docs", "token leak again", "fix the docs token"] * 5
+    labels = np.array([1, 0, 1, 0] * 5)
+    plain = get_family("tfidf_logreg")({"min_df": 1}, ModelSettings(seed=0)).fit(texts, labels)
+    weights = np.where(np.arange(20) % 4 == 1, 10.0, 1.0)  # the negatives that share "token" weigh more
+    heavy = get_family("tfidf_logreg")({"min_df": 1}, ModelSettings(seed=0)).fit(texts, labels, sample_weight=weights)
+    probe = ["token in docs"]
+    assert heavy.predict_proba(probe)[0] < plain.predict_proba(probe)[0] - 0.05

@@ -93,6 +93,8 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
         words.append(f"-r {spec.name} '{expression}'")
         role = spec.metadata["role"]
         resolved = expression.replace("${paths.", "").rstrip("}")
+        if expression.startswith("${paths.") and "/" not in expression and resolved not in variables:
+            raise SystemExit(f"{stage}.{spec.name}: add `{resolved}:` to the paths variables of dvc.yaml")
         empty = expression.startswith("${paths.") and not variables.get(resolved, "x")
         files = spec.metadata.get("files")
         tracked = [f"{expression}/{file}" for file in files] if files else [expression]

@@ -8,7 +8,9 @@ The stages ``keywords``, ``train`` and ``classify`` are ``secmine keywords|train
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import typer
 
 
@@ -18,18 +20,22 @@ def evaluate_command(
     text_column: str = typer.Option("text", help="text column"),
     label_column: str = typer.Option("label", help="label column (0/1)"),
     split: str = typer.Option("all", help="rows of a labelled Parquet with a split column: all, train or test"),
+    population: str = typer.Option("card", help="rows to score: card (the population the model was selected "
+                                   "and reported on), keyword (keyword matches) or all"),
     bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
     seed: int = typer.Option(42, help="bootstrap seed"),
+    precision_target: float = typer.Option(None, help="report the recall at this precision (default: the card's)"),
     output: Path = typer.Option(None, help="write the metrics as JSON here"),
 ) -> None:
-    """Score a saved model on labelled data: MCC, F1, precision, recall, accuracy with 95% intervals."""
-    import numpy as np
-
+    """Score a saved model on labelled data at its stored threshold and calibration: MCC, F1, precision,
+    recall, accuracy, g-measure, PR-AUC, ROC-AUC, recall at fixed precision and Brier, with 95% intervals."""
     from secmine import io
-    from secmine.detect.labelled import read_labelled_file
-    from secmine.detect.metrics import METRICS, metrics_with_ci
-    from secmine.detect.predict import card_max_chars, load_model
+    from secmine.detect.labelled import mark_keyword_match, read_labelled_file
+    from secmine.detect.metrics import METRICS, SCORE_METRICS, evaluate_scores
+    from secmine.detect.predict import apply_card, card_max_chars, load_model
 
+    if population not in ("card", "keyword", "all"):
+        raise typer.BadParameter(f"--population {population!r}: use card, keyword or all")
     model, card = load_model(model_dir)
     labelled = read_labelled_file(data, text_column=text_column, label_column=label_column,
                                   max_chars=card_max_chars(card)).frame
@@ -39,13 +45,45 @@ def evaluate_command(
         labelled = labelled[labelled["split"] == split]
     if labelled.empty:
         raise typer.BadParameter(f"{data}: no labelled rows to evaluate")
-    proba = model.predict_proba(labelled["text"].tolist())
-    predicted = (proba >= float(card.get("threshold", 0.5))).astype(np.int64)
-    metrics = metrics_with_ci(labelled["label"].to_numpy(), predicted, n_boot=bootstrap, seed=seed)
-    metrics["family"] = card["family"]
-    for name in METRICS:
-        typer.echo(f"{name:>9}: {metrics[name]:.3f}  [{metrics[name + '_lo']:.3f}, {metrics[name + '_hi']:.3f}]")
-    typer.echo(f"{'n':>9}: {metrics['n']} ({metrics['positives']} positive)")
+    settings = card.get("settings", {})
+    labelled = mark_keyword_match(labelled, keywords=settings.get("keywords"),
+                                  word_boundary=bool(settings.get("word_boundary", True)))
+    wanted = (card.get("population") or {}).get("selected_calibrated_and_reported_on", "all") \
+        if population == "card" else population
+    target = float(precision_target if precision_target is not None
+                   else (card.get("rare_class_metrics") or {}).get("precision_target", 0.9))
+    scores = model.predict_proba(labelled["text"].tolist())
+    probability, predicted = apply_card(card, scores)
+    y = labelled["label"].to_numpy()
+    keyword = labelled["keyword_match"].to_numpy(dtype=bool)
+    parts = {"all": np.ones(len(y), dtype=bool)}
+    if wanted == "keyword":
+        parts = {"keyword": keyword, **parts}
+    results = {}
+    for name, mask in parts.items():
+        if not mask.any():
+            continue
+        results[name] = evaluate_scores(y[mask], probability[mask], predicted[mask], n_boot=bootstrap, seed=seed,
+                                        precision_target=target)
+    if wanted not in results:
+        raise typer.BadParameter(f"{data}: no keyword-matched rows to evaluate; use --population all")
+    metrics: dict[str, Any] = dict(results[wanted])
+    metrics.update(family=card["family"], population=wanted, threshold=float(card.get("threshold", 0.5)),
+                   calibration=(card.get("calibration") or {}).get("method", "none"))
+    if wanted != "all" and "all" in results:
+        metrics["all_rows"] = results["all"]
+    names = {"recall_at_precision": f"recall@P{target:g}"}
+    for part, values in results.items():
+        typer.echo(f"-- {part} rows: {values['n']} ({values['positives']} positive) --")
+        for name in (*METRICS, *SCORE_METRICS):
+            value, lo, hi = values[name], values.get(name + "_lo"), values.get(name + "_hi")
+            label = names.get(name, name)
+            if value is None:
+                typer.echo(f"{label:>13}: n/a (one class only)")
+            else:
+                typer.echo(f"{label:>13}: {value:.3f}  [{lo:.3f}, {hi:.3f}]")
+    typer.echo(f"{'n':>13}: {metrics['n']} ({metrics['positives']} positive), {wanted} rows, threshold "
+               f"{metrics['threshold']:.4g} on the raw score, calibration {metrics['calibration']}")
     if output is not None:
         io.write_json(output, metrics)
 

@@ -24,6 +24,12 @@ Texts pass through :func:`secmine.text.canonical_text` whatever the source.  Whe
 is listed by more than one source, the first source in the priority order wins (conflicting labels
 are reported); exact duplicate texts are dropped the same way.  ``group`` (the thread id, or the
 text fingerprint for rows without one) keeps a thread in a single fold.
+
+Every row also carries ``repo`` (from its thread id or the CSV's repo column; the unit of a
+project-held-out split), ``created_at`` (from the corpus or the CSV's date column, ISO text; the time
+of a time-ordered split; empty where the source has no date) and, once
+:func:`mark_keyword_match` ran, ``keyword_match``: whether the thread contains a keyword -- the
+population the classifier is applied to, on which it is selected and reported.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ LABELLED_COLUMNS: tuple[str, ...] = (
     "label",
     "text",
     "text_hash",
+    "repo",
+    "created_at",
 )
 SOURCES: tuple[str, ...] = ("replication_coded", "security_labels", "replication_labels", "user", "weak_negatives")
 DEFAULT_SOURCES = "replication_coded,security_labels,replication_labels,weak_negatives"
@@ -90,7 +98,41 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(LABELLED_COLUMNS))
     frame["label"] = frame["label"].astype("int64")
     frame["weak"] = frame["weak"].astype(bool)
+    for column in ("repo", "created_at"):
+        values = frame[column].astype(object)
+        frame[column] = values.where(values.notna(), None)
     return frame
+
+
+def _repo_of(thread_id: str | None) -> str | None:
+    from secmine.schema import SchemaError, parse_thread_id
+
+    if not thread_id:
+        return None
+    try:
+        return parse_thread_id(thread_id)[2]
+    except (SchemaError, ValueError):
+        return None
+
+
+def _date(value: Any, *, where: str | None = None) -> str | None:
+    """An ISO date-time text (UTC, seconds) or None; a value that is no date is an error at ``where``."""
+    import pandas as pd
+
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    if not text or text.lower() in {"nan", "nat", "none"}:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        if where is None:
+            return None
+        raise LabelledError(f"{where}: {text!r} is not a date (use ISO 8601, e.g. 2024-05-01T12:00:00Z)") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _row(
@@ -103,6 +145,8 @@ def _row(
     platform: str | None = None,
     kind: str | None = None,
     weak: bool = False,
+    repo: str | None = None,
+    created_at: str | None = None,
 ) -> dict[str, Any]:
     digest = text_hash(text.casefold())[:16]  # duplicates differ only in case
     return {
@@ -117,6 +161,8 @@ def _row(
         "label": int(label),
         "text": text,
         "text_hash": digest,
+        "repo": repo or _repo_of(thread_id),
+        "created_at": created_at,
     }
 
 
@@ -163,6 +209,10 @@ def _corpus_index(corpus: pd.DataFrame) -> dict[tuple[str, str, int], int]:
         (p, r, int(n)): i
         for i, (p, r, n) in enumerate(zip(corpus["platform"], corpus["repo"], corpus["number"], strict=True))
     }
+
+
+def _thread_date(thread: Any) -> str | None:
+    return _date(thread["created_at"]) if "created_at" in thread.index else None
 
 
 def _corpus_text(corpus: pd.DataFrame, position: int, max_chars: int) -> str:
@@ -212,6 +262,7 @@ def from_security_labels(
                 thread_id=thread["id"],
                 platform=thread["platform"],
                 kind=thread["kind"],
+                created_at=_thread_date(thread),
             )
         )
     if notes is not None and absent:
@@ -245,6 +296,7 @@ def from_replication_labels(
                 thread_id=record.thread_id,
                 platform=record.platform,
                 kind=record.kind,
+                created_at=_thread_date(corpus.iloc[hit]),
             )
         )
     if notes is not None:
@@ -261,10 +313,15 @@ def from_user_csv(
     label_column: str = "label",
     id_column: str = "id",
     max_chars: int = DEFAULT_MAX_CHARS,
+    date_column: str = "created_at",
+    repo_column: str = "repo",
 ) -> pd.DataFrame:
-    """Any labelled CSV: ``text_column`` and ``label_column`` (0/1), ``id_column`` when present.
+    """Any labelled CSV: ``text_column`` and ``label_column`` (0/1), ``id_column``, ``date_column``
+    (ISO date, for a time-ordered split) and ``repo_column`` (project, for a project-held-out split)
+    when present.
 
-    An id that parses as a thread id (``gh:issue:owner/name#1``) keeps the thread's platform and kind.
+    An id that parses as a thread id (``gh:issue:owner/name#1``) keeps the thread's platform, kind and
+    repository.
     """
     import pandas as pd
 
@@ -290,6 +347,8 @@ def from_user_csv(
         if not text:
             raise LabelledError(f"{where}, field {text_column!r}: empty text")
         ident = str(record.get(id_column, "") or "").strip() or None
+        created = _date(record.get(date_column), where=f"{where}, field {date_column!r}")
+        repo = str(record.get(repo_column, "") or "").strip() or None
         platform = kind = None
         if ident:
             try:
@@ -305,6 +364,8 @@ def from_user_csv(
                 thread_id=ident,
                 platform=platform,
                 kind=kind,
+                repo=repo,
+                created_at=created,
             )
         )
     return _frame(rows)
@@ -353,6 +414,7 @@ def weak_negatives(
                 platform=thread["platform"],
                 kind=thread["kind"],
                 weak=True,
+                created_at=_thread_date(thread),
             )
         )
         if len(rows) >= n:
@@ -465,6 +527,8 @@ def read_labelled_file(
     label_column: str = "label",
     id_column: str = "id",
     max_chars: int = DEFAULT_MAX_CHARS,
+    date_column: str = "created_at",
+    repo_column: str = "repo",
 ) -> LabelledSet:
     """A labelled set from a file: the Parquet the ``train`` stage writes (with provenance), or any
     CSV with text and label columns."""
@@ -488,8 +552,107 @@ def read_labelled_file(
                     )
                 ]
             )
-        keep = [c for c in (*LABELLED_COLUMNS, "split", "fold") if c in frame.columns]
-        return LabelledSet(frame[keep].reset_index(drop=True), _frame([]).assign(reason=[]), [])
+        keep = [c for c in (*LABELLED_COLUMNS, "keyword_match", "split", "fold") if c in frame.columns]
+        frame = frame[keep].reset_index(drop=True)
+        for column in ("repo", "created_at"):
+            if column not in frame.columns:
+                frame[column] = None
+        return LabelledSet(frame, _frame([]).assign(reason=[]), [])
+    if path.suffix.lower() != ".csv" and path.is_file():
+        raise LabelledError(f"{path}: a labelled set is a CSV (text and label columns) or the train stage's Parquet")
     return combine(
-        [from_user_csv(path, text_column=text_column, label_column=label_column, id_column=id_column, max_chars=max_chars)]
+        [from_user_csv(path, text_column=text_column, label_column=label_column, id_column=id_column, max_chars=max_chars,
+                       date_column=date_column, repo_column=repo_column)]
     )
+
+
+# -- the population the classifier meets -------------------------------------------------------
+
+
+def mark_keyword_match(
+    frame: pd.DataFrame,
+    *,
+    keywords: Sequence[str] | None = None,
+    word_boundary: bool = True,
+    thread_matches: pd.Series | None = None,
+) -> pd.DataFrame:
+    """A copy of ``frame`` with a boolean ``keyword_match``: the thread contains a keyword.
+
+    A row is a keyword match when the keywords stage matched its thread (``thread_matches``: bool
+    by thread id, over the whole title, body and comments), when its text contains a keyword
+    (``keywords``, the paper's by default), or when it comes from ``security_labels`` (which lists
+    keyword matches only).  A ``keyword_match`` column already present (e.g. from a CSV) is kept and
+    OR-ed with these."""
+    import numpy as np
+
+    from secmine.detect.keywords import PAPER_KEYWORDS, KeywordMatcher
+
+    matcher = KeywordMatcher(tuple(keywords) if keywords else PAPER_KEYWORDS, word_boundary=word_boundary)
+    out = frame.copy()
+    hit = np.array([matcher.matches(t) for t in out["text"].tolist()], dtype=bool)
+    if thread_matches is not None and "thread_id" in out.columns:
+        known = out["thread_id"].map(thread_matches)
+        hit |= known.fillna(False).to_numpy(dtype=bool)
+    if "source" in out.columns:
+        hit |= (out["source"] == "security_labels").to_numpy()
+    if "keyword_match" in out.columns:
+        hit |= out["keyword_match"].fillna(False).astype(bool).to_numpy()
+    out["keyword_match"] = hit
+    return out
+
+
+def attach_thread_info(frame: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``created_at`` and ``repo`` of rows whose thread the corpus holds (e.g. coded posts,
+    whose spreadsheet has no dates) from the corpus."""
+    out = frame.copy()
+    if "id" not in corpus.columns:
+        return out
+    info = corpus.drop_duplicates("id").set_index("id")
+    if "created_at" in info.columns:
+        dates = out["thread_id"].map(info["created_at"]).map(_date)
+        out["created_at"] = out["created_at"].where(out["created_at"].notna(), dates)
+    if "repo" in info.columns:
+        repos = out["thread_id"].map(info["repo"])
+        out["repo"] = out["repo"].where(out["repo"].notna(), repos)
+    return out
+
+
+def rare_positive_set(
+    corpus: pd.DataFrame,
+    security_labels: str | os.PathLike[str],
+    *,
+    positive_share: float = 0.03,
+    keyword_match: pd.Series | None = None,
+    seed: int = 0,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> pd.DataFrame:
+    """A realistic labelled set with rare positives, as an external researcher would bring one:
+    the keyword-matched issues of ``security_labels`` (positives and hard negatives) plus corpus
+    threads without a keyword match as negatives, drawn with ``seed`` until positives are
+    ``positive_share`` of the rows.  Columns ``id, repo, created_at, text, label`` (a CSV that
+    ``secmine train --data`` reads); only threads with a creation date are used."""
+    import pandas as pd
+
+    if not 0 < positive_share < 1:
+        raise LabelledError(f"positive_share must lie in (0, 1), got {positive_share}")
+    labelled = from_security_labels(security_labels, corpus, max_chars=max_chars)
+    labelled = attach_thread_info(labelled, corpus)
+    labelled = labelled[labelled["created_at"].notna()]
+    positives = int(labelled["label"].sum())
+    if positives == 0:
+        raise LabelledError(f"{security_labels}: no positive label of a dated thread in the corpus")
+    total = int(round(positives / positive_share))
+    n_extra = max(0, total - len(labelled))
+    if keyword_match is None:
+        from secmine.detect.keywords import PAPER_KEYWORDS, match_threads
+
+        # substring matching: a negative drawn here must not even contain a keyword inside a word
+        keyword_match = match_threads(corpus, PAPER_KEYWORDS, word_boundary=False).set_index("id")["keyword_match"]
+    dated = corpus[corpus["created_at"].notna()] if "created_at" in corpus.columns else corpus.iloc[0:0]
+    extra = weak_negatives(dated.reset_index(drop=True), keyword_match, n_extra, seed=seed,
+                           exclude=set(labelled["thread_id"].dropna()), max_chars=max_chars)
+    extra = attach_thread_info(extra, corpus)
+    both = pd.concat([labelled, extra], ignore_index=True)
+    out = pd.DataFrame({"id": both["thread_id"], "repo": both["repo"], "created_at": both["created_at"],
+                        "text": both["text"], "label": both["label"].astype("int64")})
+    return out.sort_values(["created_at", "id"], kind="stable").reset_index(drop=True)

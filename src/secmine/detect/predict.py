@@ -4,8 +4,10 @@
 finished chunk is written atomically to the checkpoint folder under a name that fingerprints the
 model and the chunk's ids and texts, so a killed run resumes where it stopped and a changed model or
 corpus never reuses stale results.  Transformer models use length-sorted dynamic batching
-(:mod:`secmine.detect.batching`).  Probabilities are kept for every thread; the label applies the
-model card's threshold.
+(:mod:`secmine.detect.batching`).  Checkpoints hold the model's raw scores; the reported
+``probability`` is the card's calibrated probability at its target prior and the label applies the
+card's threshold to the raw score (:func:`apply_card`, the one place that does this, through
+:mod:`secmine.detect.calibration`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,19 @@ def card_max_chars(card: dict[str, Any]) -> int:
     """The text length cap the model was trained with."""
     value = (card.get("text") or {}).get("max_chars")
     return int(value) if value else DEFAULT_MAX_CHARS
+
+
+def apply_card(card: dict[str, Any], scores: Any, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(probability, label)`` of raw model ``scores`` as the saved model's card says: calibrated and
+    moved to the target prior; labelled ``score >= card['threshold']``.  An explicit ``threshold``
+    labels by the *probability* instead (``probability >= threshold``)."""
+    from secmine.detect.calibration import card_labels, card_probability
+
+    raw = np.asarray(scores, dtype=np.float64)
+    probability = card_probability(card, raw)
+    if threshold is not None:
+        return probability, (probability >= float(threshold)).astype(np.int64)
+    return probability, card_labels(card, raw)
 
 
 def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
@@ -183,7 +198,9 @@ def classify_file(
     """Classify every row of ``input_path`` with the model in ``model_dir`` and write ``output``.
 
     Input: a corpus folder/Parquet, JSON lines in the snapshot schema, or a CSV with a text column.
-    Output ``.csv``: ``id, probability, label`` one row per input.  Output ``.parquet`` (threads only):
+    Output ``.csv``: ``id, probability, label`` one row per input (``probability``: calibrated, at the
+    card's target prior; ``label``: the card's threshold on the raw score, or ``threshold`` on the
+    probability when given).  Output ``.parquet`` (threads only):
     the columns of :data:`CLASSIFIED_COLUMNS`; ``keyword_match`` comes from ``keywords_path`` (the
     ``keywords`` stage output) or, without it, from matching the model card's keywords (paper's
     keywords by default) over title, body and comments.
@@ -196,26 +213,27 @@ def classify_file(
     from secmine.detect.corpus import load_inputs
 
     model, card, engine = load_classifier(model_dir, engine=engine, num_threads=num_threads)
-    threshold = float(card.get("threshold", 0.5) if threshold is None else threshold)
     inputs = load_inputs(input_path, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
     key = model_fingerprint(model_dir) if checkpoint_dir is not None else ""
-    probability = classify_frame(
+    scores = classify_frame(
         model, inputs, model_key=key, checkpoint_dir=checkpoint_dir, chunk_size=chunk_size,
         progress=progress, extra_key=f"engine={engine}",
     )
+    probability, label = apply_card(card, scores, threshold)
     result = inputs.drop(columns=["text"]).copy()
     result["probability"] = probability
-    result["label"] = (probability >= threshold).astype(np.int64)
+    result["label"] = label
     output = Path(output)
     if output.suffix.lower() == ".parquet":
         if "platform" not in result.columns:
             raise ValueError(f"{output}: Parquet output needs thread input (corpus or JSON lines), not a CSV")
         result["keyword_match"] = _keyword_match(result, input_path, keywords_path, card)
-        result = result[list(CLASSIFIED_COLUMNS)]
+        result = result[list(CLASSIFIED_COLUMNS)].copy()
         result["number"] = result["number"].astype("int64")
         io.write_parquet(result, output)
     else:
         io.write_csv(result[["id", "probability", "label"]], output)
+    result["score"] = scores  # the raw model score (what the engines and the threshold compare), not written
     return result
 
 

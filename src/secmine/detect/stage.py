@@ -30,20 +30,27 @@ def build_labelled(
     n_weak_negatives: int = 0,
     seed: int = 0,
     max_chars: int = DEFAULT_MAX_CHARS,
+    keywords: tuple[str, ...] | None = None,
+    word_boundary: bool = True,
 ) -> LabelledSet:
-    """Read the corpus (and its keyword matches) and assemble the labelled set from ``sources``."""
+    """Read the corpus (and its keyword matches) and assemble the labelled set from ``sources``.
+
+    Rows whose thread the corpus holds get its ``created_at`` and ``repo``; every row gets
+    ``keyword_match`` (:func:`secmine.detect.labelled.mark_keyword_match`: the keywords stage's
+    result for its thread, or ``keywords`` in its text)."""
     import pandas as pd
 
     from secmine.detect.corpus import load_threads
-    from secmine.detect.labelled import assemble_labelled
+    from secmine.detect.labelled import assemble_labelled, attach_thread_info, mark_keyword_match
 
     threads = None
     if corpus:
-        threads = load_threads(corpus, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
+        threads = load_threads(corpus, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments",
+                                                "created_at"])
     keyword_match = None
     if keywords_path and Path(keywords_path).exists():
         keyword_match = pd.read_parquet(keywords_path, columns=["id", "keyword_match"]).set_index("id")["keyword_match"]
-    return assemble_labelled(
+    labelled = assemble_labelled(
         sources=sources,
         corpus=threads,
         keyword_match=keyword_match,
@@ -57,6 +64,43 @@ def build_labelled(
         seed=seed,
         max_chars=max_chars,
     )
+    frame = labelled.frame
+    if threads is not None:
+        frame = attach_thread_info(frame, threads)
+    labelled.frame = mark_keyword_match(frame, keywords=keywords, word_boundary=word_boundary,
+                                        thread_matches=keyword_match)
+    return labelled
+
+
+def unlabelled_sample(
+    corpus: str | os.PathLike[str],
+    *,
+    exclude: set[str],
+    n: int,
+    seed: int,
+    keywords_path: str | os.PathLike[str] | None = None,
+    keyword_only: bool = True,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> list[str]:
+    """Texts of ``n`` corpus threads (seeded) not in ``exclude`` -- keyword matches only with
+    ``keyword_only`` (the keywords stage output) -- to estimate the target prior from."""
+    import numpy as np
+    import pandas as pd
+
+    from secmine.detect.corpus import load_inputs
+
+    inputs = load_inputs(corpus, max_chars=max_chars)
+    keep = ~inputs["id"].isin(exclude)
+    if keyword_only:
+        if not keywords_path or not Path(keywords_path).exists():
+            raise FileNotFoundError(f"{keywords_path}: keyword matches needed for the unlabelled keyword matches")
+        matches = pd.read_parquet(keywords_path, columns=["id", "keyword_match"]).set_index("id")["keyword_match"]
+        keep &= inputs["id"].map(matches).fillna(False).astype(bool)
+    pool = inputs[keep.to_numpy()].reset_index(drop=True)
+    if n <= 0 or pool.empty:
+        return []
+    picks = np.sort(np.random.default_rng(seed).permutation(len(pool))[: min(n, len(pool))])
+    return pool["text"].iloc[picks].tolist()
 
 
 def run_train_stage(
@@ -76,17 +120,22 @@ def run_train_stage(
     security_labels: str | os.PathLike[str] | None = None,
     user_csv: str | os.PathLike[str] | None = None,
     data: str | os.PathLike[str] | None = None,
+    unlabelled: str | os.PathLike[str] | None = None,
     log: Any = print,
+    review_out: str | os.PathLike[str] | None = None,
 ) -> tuple[LabelledSet, Comparison]:
-    """The whole ``train`` stage with the ``train`` params (every key of the block, typed).
+    """The whole ``train`` stage with the ``train`` params (every key of the block, typed; the
+    classifier's options are the fields of :class:`secmine.detect.train.TrainOptions`).
 
     ``keywords``: the keyword family's keywords (the ``keywords`` stage's, default the paper's);
     ``data``: one labelled file (CSV with text and label columns, or a labelled Parquet) instead of
-    assembling the labelled set from ``sources``."""
+    assembling the labelled set from ``sources``; ``review_out``: the label-noise review sheet (CSV)."""
     from secmine.detect.keywords import parse_keywords
-    from secmine.detect.train import settings_from_params, train_labelled
+    from secmine.detect.train import TrainOptions, settings_from_params, train_labelled
 
     p = dict(train_params)
+    options = TrainOptions.from_params(p)
+    keywords = tuple(keywords) if keywords is not None else parse_keywords("paper")
     max_chars = int(p["max_chars"])
     seed = int(p["seed"])
     if data is not None:
@@ -94,7 +143,8 @@ def run_train_stage(
 
         labelled = read_labelled_file(
             data, text_column=str(p["text_column"]), label_column=str(p["label_column"]),
-            id_column=str(p["id_column"]), max_chars=max_chars,
+            id_column=str(p["id_column"]), max_chars=max_chars, date_column=str(p["date_column"]),
+            repo_column=str(p["repo_column"]),
         )
     else:
         labelled = build_labelled(
@@ -110,12 +160,32 @@ def run_train_stage(
             n_weak_negatives=int(p["weak_negatives"]),
             seed=seed,
             max_chars=max_chars,
+            keywords=keywords,
+            word_boundary=word_boundary,
         )
     for note in labelled.notes:
         log(note)
-    settings = settings_from_params(
-        p, keywords=tuple(keywords) if keywords is not None else parse_keywords("paper"), word_boundary=word_boundary
-    )
+    settings = settings_from_params(p, keywords=keywords, word_boundary=word_boundary)
+    texts = None
+    if options.target_prior == "estimate":
+        if unlabelled is not None:  # texts of the population the model will meet, given as a file
+            from secmine.detect.corpus import load_inputs
+            from secmine.detect.keywords import KeywordMatcher
+
+            texts = load_inputs(unlabelled, text_column=str(p["text_column"]), max_chars=max_chars)["text"].tolist()
+            if options.population == "keyword":
+                matcher = KeywordMatcher(settings.keywords, word_boundary=settings.word_boundary)
+                texts = [t for t in texts if matcher.matches(t)]
+        elif data is None:
+            texts = unlabelled_sample(corpus, exclude=set(labelled.frame["thread_id"].dropna()),
+                                      n=options.prior_sample, seed=seed, keywords_path=keywords_path,
+                                      keyword_only=options.population == "keyword", max_chars=max_chars)
+        else:
+            from secmine.errors import SecmineError
+
+            raise SecmineError("train.target_prior: estimate with a labelled file needs the texts of the target "
+                               "population", hint="pass --unlabelled FILE (a CSV with a text column, JSON lines "
+                               "or a corpus)")
     comparison = train_labelled(
         labelled,
         model_dir=model_dir,
@@ -133,6 +203,9 @@ def run_train_stage(
         labelled_out=labelled_out,
         predictions_out=predictions_out,
         log=log,
+        options=options,
+        review_out=review_out,
+        unlabelled_texts=texts,
     )
     return labelled, comparison
 
@@ -164,6 +237,7 @@ def run_classify_stage(
 
     from secmine import io
     from secmine.detect.engine import resolve_engine
+    from secmine.detect.calibration import probability_threshold
     from secmine.detect.predict import classify_file, probability_figure, read_card, summarise_classified
 
     card = read_card(model_dir)
@@ -185,13 +259,13 @@ def run_classify_stage(
         inputs = load_inputs(corpus, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
         picks = np.unique(np.linspace(0, len(inputs) - 1, min(exactness_sample, len(inputs))).astype(int))
         sample = inputs.iloc[picks]
-        probability = classified.set_index("id").loc[sample["id"], "probability"].to_numpy()
+        probability = classified.set_index("id").loc[sample["id"], "score"].to_numpy()  # raw, as the engines
         check = exactness_check(model_dir, card, sample["text"].tolist(), probability, engine=resolved,
                                 num_threads=num_threads)
     if tables_dir is not None:
         io.write_table(summary, Path(tables_dir) / "classified_summary", float_format="{:.2f}")
     if figures_dir is not None:
-        fig = probability_figure(classified, float(card.get("threshold", 0.5)))
+        fig = probability_figure(classified, probability_threshold(card))
         io.save_figure(fig, Path(figures_dir) / "probabilities")
         plt.close(fig)
     if metrics_path is not None:

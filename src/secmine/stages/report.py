@@ -31,14 +31,21 @@ UPSTREAM: tuple[str, ...] = STAGES[: STAGES.index(STAGE)]
 
 def _upstream_outputs(folder: str) -> list[str]:
     """What the upstream stages write under ``reports/<folder>/``, relative to it: their own
-    folders and their files in the shared ``paper`` folder."""
+    ``<stage>`` folder (or ``<stage>.json`` metrics) and their files in the shared ``paper`` folder.
+
+    Read from the stage modules' Paths fields (dvc.yaml passes ``tables_dir`` as
+    ``reports/tables/<stage>``, ``paper_tables_dir`` as ``reports/tables/paper``: tools/gen_dvc.py),
+    never from dvc.yaml, which is written from these modules."""
+    own = {"metrics": "metrics", "tables": "tables_dir", "figures": "figures_dir"}[folder]
+    shared = {"tables": "paper_tables_dir", "figures": "paper_figures_dir"}.get(folder)
     found: list[str] = []
     for stage in UPSTREAM:
-        paths = stage_module(stage).Paths.declared()
-        for path in paths.tracked(ROLE_OUTPUT):
-            parts = path.parts
-            if len(parts) >= 3 and parts[:2] == ("reports", folder):
-                found.append(Path(*parts[2:]).as_posix())
+        paths = stage_module(stage).Paths
+        names = paths.field_names(ROLE_OUTPUT)
+        if own in names:
+            found.append(f"{stage}.json" if folder == "metrics" else stage)
+        if shared in names:
+            found += [f"paper/{file}" for file in paths.files_of()[shared]]
     return sorted(found)
 
 

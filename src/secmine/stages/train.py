@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
 
@@ -51,6 +51,27 @@ class Params(StageParams):
     llm_base_url: str = ""
     llm_model: str = ""
     llm_shots: int = 4
+    # the population the classifier meets, and how it decides (secmine.detect.train.TrainOptions)
+    population: Literal["keyword", "all"] = "keyword"
+    train_population: Literal["all", "keyword"] = "all"
+    split: Literal["random", "time", "project"] = "random"
+    hard_weight: float = 2.0
+    weak_weight: float = 1.0
+    metric: str = "mcc"
+    tune_threshold: bool = True
+    calibration: Literal["isotonic", "platt", "none"] = "isotonic"
+    target_prior: str = ""
+    prior_sample: int = 1000
+    cv_repeats: int = 0
+    few_positives: int = 30
+    selection: Literal["strongest_within", "lcb", "mean"] = "strongest_within"
+    confidence: float = 0.95
+    precision_target: float = 0.9
+    label_noise: bool = True
+    source_probe: bool = True
+    class_weight: Literal["balanced", "none"] = "balanced"
+    date_column: str = "created_at"  # of a labelled file (split: time)
+    repo_column: str = "repo"  # of a labelled file (split: project)
 
 
 @dataclass(frozen=True)
@@ -62,9 +83,13 @@ class Paths(StagePaths):
     security_labels: Path = input_path(made_by="secmine external-link")
     user_csv: Path | None = input_path(optional=True, help='a labelled CSV for the source "user"')
     data: Path | None = input_path(optional=True, help="one labelled file instead of assembling the sources")
+    unlabelled: Path | None = input_path(
+        optional=True, help="texts of the target population (for target_prior: estimate with a labelled file)"
+    )
     model_dir: Path = output_path(help="the best model, its card and engines")
     labelled: Path = output_path(help="the labelled set with splits (Parquet)")
     predictions: Path = output_path(help="fold and test predictions of every family (Parquet)")
+    label_review: Path = output_path(help="labelled rows most likely mislabelled, for review (CSV, not committed)")
     tables_dir: Path = output_path()
     figures_dir: Path = output_path()
     metrics: Path = output_path()
@@ -72,7 +97,7 @@ class Paths(StagePaths):
     # With one labelled file, the corpus and the assembled sources are not read.
     def needed_inputs(self) -> dict[str, Path]:
         if self.data is not None:
-            return {"data": self.data}
+            return {k: v for k, v in self.inputs().items() if k in ("data", "unlabelled")}
         return self.inputs()
 
 
@@ -107,6 +132,8 @@ def run(params: Params, paths: Paths) -> Result:
         security_labels=paths.security_labels,
         user_csv=paths.user_csv,
         data=paths.data,
+        unlabelled=paths.unlabelled,
+        review_out=paths.label_review,
     )
     return Result(labelled=labelled, comparison=comparison)
 

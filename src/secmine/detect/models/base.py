@@ -44,6 +44,7 @@ class ModelSettings:
     learning_rate: float = 2e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    class_weight: str = "balanced"  # the transformer's loss: balanced (each class half the weight) or none
     # inference batches (CPU: small batches are fastest; on a GPU both are multiplied by 8)
     eval_batch_size: int = 16
     max_tokens_per_batch: int = 4096
@@ -110,8 +111,11 @@ class SecurityModel(ABC):
 
     # -- learning -----------------------------------------------------------------------------
     @abstractmethod
-    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> SecurityModel:
-        """Train on ``texts`` with 0/1 ``labels``; returns ``self``."""
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], sample_weight: Sequence[float] | None = None
+    ) -> SecurityModel:
+        """Train on ``texts`` with 0/1 ``labels`` (``sample_weight``: a weight per text, e.g. more for
+        hard cases; families that learn nothing ignore it); returns ``self``."""
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -144,6 +148,18 @@ def check_training_data(texts: Sequence[str], labels: Sequence[int]) -> np.ndarr
     if set(np.unique(y).tolist()) != {0, 1}:
         raise ModelError("training data needs both labels 0 and 1")
     return y
+
+
+def check_weights(sample_weight: Sequence[float] | None, n: int) -> np.ndarray | None:
+    """Sample weights as a float array of ``n`` positive values (None stays None)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ModelError(f"{n} texts but {w.shape[0] if w.ndim else 0} sample weights")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ModelError("sample weights must be positive and finite")
+    return w
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from secmine.detect.models.base import (
     ModelSettings,
     SecurityModel,
     check_training_data,
+    check_weights,
     ensure_dir,
     sigmoid,
 )
@@ -104,14 +105,17 @@ class EmbedLogReg(SecurityModel):
         return embed(list(texts), self.params["encoder"], batch_size=self.settings.embed_batch_size,
                      progress=self.settings.progress)
 
-    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> EmbedLogReg:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], sample_weight: Sequence[float] | None = None
+    ) -> EmbedLogReg:
         from sklearn.linear_model import LogisticRegression
 
         y = check_training_data(texts, labels)
+        weights = check_weights(sample_weight, len(y))
         weight = None if self.params["class_weight"] in (None, "none") else self.params["class_weight"]
         self.head = LogisticRegression(C=float(self.params["C"]), class_weight=weight, max_iter=2000,
                                        random_state=self.settings.seed)
-        self.head.fit(self._embed(texts), y)
+        self.head.fit(self._embed(texts), y, sample_weight=weights)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

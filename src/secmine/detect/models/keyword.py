@@ -26,7 +26,9 @@ class KeywordModel(SecurityModel):
     def default_params(cls, settings: ModelSettings) -> dict[str, Any]:
         return {"keywords": list(settings.keywords), "word_boundary": bool(settings.word_boundary)}
 
-    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> KeywordModel:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], sample_weight: Sequence[float] | None = None
+    ) -> KeywordModel:
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

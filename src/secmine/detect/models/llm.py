@@ -45,7 +45,9 @@ class LLMZeroShot(SecurityModel):
             seed=self.settings.seed,
         )
 
-    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> LLMZeroShot:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], sample_weight: Sequence[float] | None = None
+    ) -> LLMZeroShot:
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -88,7 +90,9 @@ class LLMFewShot(LLMZeroShot):
     def default_params(cls, settings: ModelSettings) -> dict[str, Any]:
         return {**super().default_params(settings), "shots": int(settings.llm_shots)}
 
-    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> LLMFewShot:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], sample_weight: Sequence[float] | None = None
+    ) -> LLMFewShot:
         y = check_training_data(texts, labels)
         rng = np.random.default_rng(self.settings.seed)
         shots = int(self.params["shots"])

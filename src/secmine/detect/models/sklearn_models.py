@@ -14,6 +14,7 @@ from secmine.detect.models.base import (
     ModelSettings,
     SecurityModel,
     check_training_data,
+    check_weights,
     ensure_dir,
     sigmoid,
 )
@@ -69,15 +70,18 @@ class _TfidfModel(SecurityModel):
     def _class_weight(self) -> str | None:
         return None if self.params["class_weight"] in (None, "none") else str(self.params["class_weight"])
 
-    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> _TfidfModel:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], sample_weight: Sequence[float] | None = None
+    ) -> _TfidfModel:
         from sklearn.pipeline import Pipeline
 
         y = check_training_data(texts, labels)
+        weights = check_weights(sample_weight, len(y))
         min_df = int(self.params["min_df"])
         if min_df > 1 and len(texts) < 10 * min_df:
             self.params["min_df"] = 1  # tiny data: keep a vocabulary
         self.pipeline = Pipeline([("tfidf", self._vectoriser()), ("clf", self._classifier())])
-        self.pipeline.fit(list(texts), y)
+        self.pipeline.fit(list(texts), y, **({} if weights is None else {"clf__sample_weight": weights}))
         return self
 
     def _scores(self, texts: Sequence[str]) -> np.ndarray:

@@ -26,6 +26,7 @@ from secmine.detect.models.base import (
     ModelSettings,
     SecurityModel,
     check_training_data,
+    check_weights,
     ensure_dir,
 )
 
@@ -80,6 +81,39 @@ class _ListDataset:
         return self.items[index]
 
 
+def item_weights(labels: np.ndarray, sample_weight: np.ndarray | None, class_weight: str) -> np.ndarray | None:
+    """Per-example loss weights: ``sample_weight`` times the class weight (``balanced``: each class
+    carries half of the total weight), scaled to mean 1; None when every weight would be 1."""
+    w = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if class_weight not in ("balanced", "none", ""):
+        raise ModelError(f"transformer: class_weight {class_weight!r} is not 'balanced' or 'none'")
+    if class_weight == "balanced":
+        total = w.sum()
+        scale = {label: total / (2.0 * w[labels == label].sum()) for label in (0, 1)}
+        w = w * np.where(labels == 1, scale[1], scale[0])
+    w = w / w.mean()
+    return None if np.allclose(w, 1.0) else w
+
+
+def weighted_trainer_class() -> type:
+    """A ``transformers.Trainer`` whose loss is the cross-entropy weighted by each example's
+    ``sample_weight`` (a weighted mean over the batch)."""
+    import torch
+    from transformers import Trainer
+
+    class WeightedTrainer(Trainer):
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            weight = inputs.pop("sample_weight").float()
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            losses = torch.nn.functional.cross_entropy(outputs.logits.float(), labels, reduction="none")
+            loss = (losses * weight).sum() / weight.sum()
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedTrainer
+
+
 class TransformerModel(SecurityModel):
     """A fine-tuned sequence classifier (2 labels)."""
 
@@ -100,6 +134,7 @@ class TransformerModel(SecurityModel):
             "weight_decay": float(settings.weight_decay),
             "warmup_ratio": float(settings.warmup_ratio),
             "max_length": int(settings.max_length),
+            "class_weight": str(settings.class_weight),
         }
 
     searchable = True
@@ -129,7 +164,9 @@ class TransformerModel(SecurityModel):
 
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> TransformerModel:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], sample_weight: Sequence[float] | None = None
+    ) -> TransformerModel:
         import torch
         from transformers import (
             AutoModelForSequenceClassification,
@@ -142,6 +179,7 @@ class TransformerModel(SecurityModel):
         from secmine.detect.backbones import resolve_backbone
 
         y = check_training_data(texts, labels)
+        weights = item_weights(y, check_weights(sample_weight, len(y)), str(self.params.get("class_weight", "none")))
         configure_torch(self.settings.seed, self.settings.num_threads)
         path = resolve_backbone(self.params["backbone"])
         with quiet_transformers():
@@ -157,6 +195,9 @@ class TransformerModel(SecurityModel):
             {"input_ids": ids, "attention_mask": mask, "labels": int(label)}
             for ids, mask, label in zip(encoded["input_ids"], encoded["attention_mask"], y, strict=True)
         ]
+        if weights is not None:
+            for item, weight in zip(items, weights, strict=True):
+                item["sample_weight"] = float(weight)
         cuda = torch.cuda.is_available()
         with tempfile.TemporaryDirectory(prefix="secmine-train-") as tmp, quiet_transformers():
             args = TrainingArguments(
@@ -179,8 +220,9 @@ class TransformerModel(SecurityModel):
                 fp16=bool(cuda),
                 train_sampling_strategy="group_by_length",
                 dataloader_num_workers=0,
+                remove_unused_columns=weights is None,
             )
-            trainer = Trainer(
+            trainer = (Trainer if weights is None else weighted_trainer_class())(
                 model=self.model,
                 args=args,
                 train_dataset=_ListDataset(items),
