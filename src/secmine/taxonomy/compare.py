@@ -374,3 +374,100 @@ def comparison_figure(scores: pd.DataFrame) -> Figure:
     axes[1].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+# -- the train-tagger stage --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainTaggerParams:
+    """Parameters of the ``train-tagger`` stage (a ``train_tagger`` block of ``params.yaml``).
+
+    CPU-sized: three outer and three inner folds, a one-epoch fine-tune reading 128 tokens.  The
+    paper-sized GPU setting: ``n_folds: 10, inner_folds: 5, epochs: 5, max_length: 512,
+    batch_size: 16, learning_rate: 5e-5, n_boot: 2000``.
+    """
+
+    coded: str = "replication"  # a coded CSV in the replication format, or the replication package's
+    texts: str = "replication"  # replication (theme/data.xlsx), a corpus, or a CSV with post_id,text
+    codebook: str = ""  # a YAML codebook or a folder with *_theme_summary.csv ("" = the replication's)
+    families: str = DEFAULT_FAMILIES
+    select_by: str = "mean_micro_f1"
+    n_folds: int = 3
+    inner_folds: int = 3
+    seed: int = 42
+    bootstrap: int = 1000
+    min_support: int = 10
+    min_f1: float = 0.2
+    max_chars: int = 4000
+    num_threads: int = 2
+    embedding_cache: str = "data/interim/taxonomy_embeddings"
+    encoder: str = "minilm"
+    embed_max_length: int = 256
+    C: float = 1.0
+    zero_shot_temperature: float = 0.05
+    descriptions: str = ""  # YAML {issue: {code: description}, solution: {...}} for the zero-shot baseline
+    backbone: str = "minilm"
+    max_length: int = 128
+    epochs: float = 1.0
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+
+    def settings(self) -> TaggerSettings:
+        return TaggerSettings(
+            seed=self.seed, num_threads=self.num_threads, C=self.C, encoder=self.encoder,
+            embed_max_length=self.embed_max_length, embedding_cache=self.embedding_cache,
+            zero_shot_temperature=self.zero_shot_temperature, descriptions=read_descriptions(self.descriptions),
+            backbone=self.backbone, max_length=self.max_length, epochs=self.epochs, batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+        )
+
+
+def read_descriptions(path: str | os.PathLike[str] | None) -> dict[str, str]:
+    """Code descriptions for the zero-shot baseline: YAML ``{issue: {code: text}, solution: {...}}``
+    -> ``{"issue|code": text}`` ("" -> none)."""
+    if path is None or str(path).strip() == "":
+        return {}
+    import yaml
+
+    target = Path(path)
+    try:
+        data = yaml.safe_load(target.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CompareError(f"{target}: cannot read the code descriptions ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CompareError(f"{target}: expected a mapping with keys 'issue' and/or 'solution'")
+    out: dict[str, str] = {}
+    for code_type, codes in data.items():
+        if code_type not in ("issue", "solution") or not isinstance(codes, dict):
+            raise CompareError(f"{target}, key {code_type!r}: expected 'issue' or 'solution' mapping codes to text")
+        out.update({f"{code_type}|{name}": str(text) for name, text in codes.items()})
+    return out
+
+
+def run_train_tagger(
+    params: TrainTaggerParams | None = None,
+    *,
+    model_dir: str | os.PathLike[str] = "models/taxonomy",
+    tables_dir: str | os.PathLike[str] | None = "reports/tables/train_tagger",
+    figures_dir: str | os.PathLike[str] | None = "reports/figures/train_tagger",
+    metrics_path: str | os.PathLike[str] | None = "reports/metrics/train_tagger.json",
+    replication_root: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """The ``train-tagger`` stage: coded posts with texts, the comparison, the saved tagger."""
+    from secmine.analysis.coding import load_codebook
+    from secmine.taxonomy.data import load_tagger_data
+
+    params = params or TrainTaggerParams()
+    codebook = load_codebook(params.codebook or replication_root)
+    data = load_tagger_data(params.coded, texts=params.texts, codebook=codebook, replication_root=replication_root,
+                            max_chars=params.max_chars)
+    log(f"{len(data)} coded posts with texts from {data.texts_origin}; {len(data.space)} labels "
+        f"(codebook {data.space.version})")
+    return train_tagger(
+        data, model_dir, families=params.families, settings=params.settings(), n_folds=params.n_folds,
+        inner_folds=params.inner_folds, seed=params.seed, n_boot=params.bootstrap, select_by=params.select_by,
+        min_support=params.min_support, min_f1=params.min_f1, tables_dir=tables_dir, figures_dir=figures_dir,
+        metrics_path=metrics_path, max_chars=params.max_chars, log=log,
+    )
