@@ -189,6 +189,23 @@ def test_compare_save_load_and_tag(tmp_path: Path, user_codebook: Codebook) -> N
         "comments": [], "url": f"https://github.com/o/r/issues/{i + 1}"}) for i, t in enumerate(texts)) + "\n")
     rows = tag_file(model_dir, jsonl, tmp_path / "out.parquet", progress=False)
     assert rows["id"].nunique() == 2 and pd.read_parquet(tmp_path / "out.parquet").shape == rows.shape
+    # the command line (secmine tag), registered as the other areas do
+    import typer
+    from typer.testing import CliRunner
+
+    from secmine.taxonomy.commands import register
+
+    app = typer.Typer()
+    register(app)
+    run = CliRunner().invoke(app, ["tag", "--model-dir", str(model_dir), "--input", str(jsonl), "--output",
+                                   str(tmp_path / "cli.csv"), "--no-progress"])
+    assert run.exit_code == 0, run.output
+    assert len(pd.read_csv(tmp_path / "cli.csv")) == 2 * len(data.space)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / CARD_FILE).write_text("{not json")
+    with pytest.raises(TaggerModelError, match="not valid JSON"):
+        Tagger.load(broken)
 
 
 def test_skops_refuses_untrusted_types(tmp_path: Path) -> None:

@@ -46,11 +46,16 @@ def train_tagger_command(
     epochs: float = typer.Option(None, help="fine-tuning epochs"),
     max_length: int = typer.Option(None, help="fine-tuning max tokens"),
     reports_dir: Path = typer.Option(Path("reports"), help="tables/, figures/ and metrics/ go under this folder"),
+    params_file: Path = typer.Option(None, "--params", help="override the train_tagger block with this YAML file's "
+                                     "(e.g. params-gpu.yaml, the paper-sized setting)"),
 ) -> None:
     """Compare the tagger families on grouped, iteratively stratified folds and save the best."""
     from secmine.taxonomy.compare import TrainTaggerParams, run_train_tagger
 
-    params = _dataclass(TrainTaggerParams, _params("train_tagger"), {
+    block = _params("train_tagger")
+    if params_file is not None:
+        block.update(dict(config.load_params(params_file).get("train_tagger") or {}))
+    params = _dataclass(TrainTaggerParams, block, {
         "coded": str(data) if data is not None else None, "texts": texts,
         "codebook": str(codebook) if codebook is not None else None, "families": families, "n_folds": n_folds,
         "inner_folds": inner_folds, "seed": seed, "backbone": backbone, "epochs": epochs, "max_length": max_length,

@@ -403,7 +403,7 @@ class TrainTaggerParams:
     num_threads: int = 2
     embedding_cache: str = "data/interim/taxonomy_embeddings"
     encoder: str = "minilm"
-    embed_max_length: int = 256
+    embed_max_length: int = 128
     C: float = 1.0
     zero_shot_temperature: float = 0.05
     descriptions: str = ""  # YAML {issue: {code: description}, solution: {...}} for the zero-shot baseline

@@ -61,7 +61,7 @@ class TaggerSettings:
     max_features: int = 20000
     # sentence embeddings (embed_logreg, zero_shot)
     encoder: str = "minilm"
-    embed_max_length: int = 256  # tokens of a text the encoder reads
+    embed_max_length: int = 128  # tokens of a text the encoder reads (MiniLM was trained on 128)
     embed_batch_size: int = 1  # 1: a text's vector depends on nothing else (byte-stable caches)
     embedding_cache: str = ""  # folder of a Parquet cache of embeddings ("" = memory only)
     # zero-shot
