@@ -218,13 +218,12 @@ def check_coded_sample(
     if coded is None or str(coded).strip() in ("", "none"):
         return SampleCheck("none", False, "", "no coding of this run's sample was given: code the sample stage's "
                            "coding sheet (secmine coding-sheet, coding-agree, coding-resolve) and pass the resolved CSV")
-    coded_path = Path(coded)
+    paper = root / CODED_FILE
+    coded_path = paper if str(coded).strip() == "replication" else Path(coded)
     if not coded_path.is_file():
         raise PPIError(f"{coded_path}: coded sample not found (a resolved coding in the replication format "
                        "source,id,issue,solution)")
-    paper = root / CODED_FILE
-    if str(coded).strip() == "replication" or (paper.is_file() and (
-            coded_path.resolve() == paper.resolve() or file_sha256(coded_path) == file_sha256(paper))):
+    if paper.is_file() and (coded_path.resolve() == paper.resolve() or file_sha256(coded_path) == file_sha256(paper)):
         posts, Y = _coded_matrix(paper, space)
         return SampleCheck(
             "paper-sample", False, "the paper's security discussions (its crawl and classifier)",

@@ -278,6 +278,26 @@ def run_coverage(
     )
 
 
+def _paper_sample(space: LabelSpace, replication_root: str | os.PathLike[str] | None, notes: list[str]) -> Any:
+    """The replication package's coded posts as a sample of the paper's population, when the
+    package is there and the tagger uses its codebook; else ``None`` with a note."""
+    from secmine import config
+    from secmine.codebook import Codebook, CodebookError
+    from secmine.replication import CODED_FILE
+    from secmine.taxonomy.ppi import check_coded_sample
+
+    root = Path(replication_root) if replication_root is not None else config.replication_dir()
+    try:
+        same = (root / CODED_FILE).is_file() and Codebook.from_replication(root).version == space.version
+    except CodebookError:
+        same = False
+    if not same:
+        notes.append(f"{root}: no replication package with the tagger's codebook, so no sample share for the "
+                     "paper's population")
+        return None
+    return check_coded_sample("replication", space, sample_path=None, classified=None, replication_root=root)
+
+
 def run_tag(
     model_dir: str | os.PathLike[str],
     classified_path: str | os.PathLike[str],
@@ -326,9 +346,8 @@ def run_tag(
     result.figures.update(figures)
     check = check_coded_sample(params.coded_sample, tagger.space, sample_path=sample_path, classified=frame,
                                sample_params=sample_params, replication_root=replication_root)
-    paper = check_coded_sample("replication", tagger.space, sample_path=None, classified=None,
-                               replication_root=replication_root)
-    if paper.coded is not None:
+    paper = _paper_sample(tagger.space, replication_root, result.notes)
+    if paper is not None and paper.coded is not None:
         from secmine.analysis.sampling import stratum_sources
 
         strata = parse_strata(sample_params.strata)
@@ -347,7 +366,7 @@ def run_tag(
         result.tables["ppi_coverage_labels"] = coverage.detail
         result.tables["ppi_sample_size"] = coverage.sample_size
         result.figures["ppi_coverage"] = coverage.figure
-    notes = [f"{int((tagged.drop_duplicates('id')['prediction'] == 'out_of_fold').sum())} of {len(security)} "
+    notes = result.notes + [f"{int((tagged.drop_duplicates('id')['prediction'] == 'out_of_fold').sum())} of {len(security)} "
              "security threads are coded posts the tagger was trained on: their predictions are out of fold"]
     notes.append(f"coded sample: {check.case}: {check.reason}")
     notes += check.notes + (coverage.notes if coverage is not None else [])
