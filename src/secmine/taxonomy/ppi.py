@@ -26,10 +26,16 @@ threads being estimated.  :func:`check_coded_sample` decides which case holds:
 
 The tables say which estimate is valid for which population and why.
 
+PPI's interval is a normal approximation: where the coded posts of a stratum hold fewer than
+``min_positives`` (5) posts with a label, or as few without it, the Wilson interval of the coded
+posts is reported in its place (``ppi_method`` says which).  Intervals treat the threads as a
+sample of a larger population (no finite-population correction), which only makes them wider.
+
 :func:`coverage_study` shows that the intervals hold on data that exist here: the coded posts are
 split at random, many times, into a "hand-coded" part of size n and a "not coded" remainder, and
 the classical and PPI 95% intervals are checked against the remainder's true shares.  Every post's
-prediction is the tagger's out-of-fold prediction (from a model that never saw the post).
+prediction is the tagger's out-of-fold prediction (from a model that never saw the post), as in
+cross-prediction-powered inference.
 """
 
 from __future__ import annotations
