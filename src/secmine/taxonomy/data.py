@@ -85,19 +85,36 @@ def load_tagger_data(
     posts["thread_id"] = [_thread_id(s, p, coded_path, row) for row, (s, p) in
                           enumerate(zip(posts["source"], posts["post_id"]), start=2)]
     text_map, texts_origin = _texts(posts, texts, root, max_chars)
-    notes = list(sample.warnings)
+    notes = [w.replace(str(coded_path), shown_path(coded_path)) for w in sample.warnings]
     posts["text"] = [text_map.get(str(p), "") for p in posts["post_id"]]
     missing = posts["text"].str.len() == 0
     if missing.any():
         shown = ", ".join(posts.loc[missing, "post_id"].head(5))
-        notes.append(f"{int(missing.sum())} coded post(s) without text in {texts_origin} left out (e.g. {shown})")
+        notes.append(f"{int(missing.sum())} coded post(s) without text in {shown_path(texts_origin)} left out "
+                     f"(e.g. {shown})")
     posts = posts[~missing].reset_index(drop=True)
     if posts.empty:
         raise TaggerDataError(f"{coded_path}: no coded post has a text in {texts_origin}")
     posts["group"] = _groups(posts["thread_id"].tolist(), posts["text"].tolist())
     Y = space.matrix(posts["post_id"].tolist(), sample.mentions)
     frame = posts[DATA_COLUMNS].reset_index(drop=True)
-    return TaggerData(frame=frame, Y=Y, space=space, origin=str(coded_path), texts_origin=texts_origin, notes=notes)
+    return TaggerData(frame=frame, Y=Y, space=space, origin=shown_path(coded_path), texts_origin=shown_path(texts_origin),
+                      notes=notes)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as outputs record it: relative to the project root when it lies inside (so outputs do
+    not depend on where the project is checked out)."""
+    from secmine import config
+
+    text = str(path)
+    if text.startswith("<"):
+        return text
+    candidate = Path(text)
+    try:
+        return candidate.absolute().relative_to(config.PROJECT_ROOT).as_posix()
+    except ValueError:
+        return candidate.as_posix()
 
 
 def _thread_id(source: str, post_id: str, path: Path, row: int) -> str:

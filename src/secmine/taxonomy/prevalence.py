@@ -292,7 +292,9 @@ def _paper_sample(space: LabelSpace, replication_root: str | os.PathLike[str] | 
     except CodebookError:
         same = False
     if not same:
-        notes.append(f"{root}: no replication package with the tagger's codebook, so no sample share for the "
+        from secmine.taxonomy.data import shown_path
+
+        notes.append(f"{shown_path(root)}: no replication package with the tagger's codebook, so no sample share for the "
                      "paper's population")
         return None
     return check_coded_sample("replication", space, sample_path=None, classified=None, replication_root=root)
