@@ -90,7 +90,9 @@ class Tagger:
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, num_threads: int | None = None,
-             progress: bool | None = None) -> Tagger:
+             progress: bool | None = None, embedding_cache: str | None = None) -> Tagger:
+        """A saved tagger; ``embedding_cache`` overrides the card's embedding cache folder ("" = in
+        memory only)."""
         card = read_card(directory)
         space = LabelSpace.from_json(card["codebook"], origin=str(Path(directory) / CARD_FILE))
         if space.version != card.get("codebook_version"):
@@ -101,6 +103,8 @@ class Tagger:
             settings.num_threads = int(num_threads)
         if progress is not None:
             settings.progress = bool(progress)
+        if embedding_cache is not None:
+            settings.embedding_cache = str(embedding_cache)
         thresholds_by_key = card.get("thresholds") or {}
         missing = [k for k in space.keys if k not in thresholds_by_key]
         if missing:
@@ -224,7 +228,7 @@ def tag_file(
     from secmine import io
     from secmine.detect.corpus import load_inputs
 
-    tagger = Tagger.load(model_dir, num_threads=num_threads)
+    tagger = Tagger.load(model_dir, num_threads=num_threads, embedding_cache="")
     inputs = load_inputs(input_path, text_column=text_column, id_column=id_column, max_chars=tagger.max_chars)
     proba, predicted = tag_texts(tagger, inputs["text"].tolist(), chunk_size=chunk_size, progress=progress)
     rows = long_rows(inputs["id"].astype(str).tolist(), tagger.space, proba, predicted)
