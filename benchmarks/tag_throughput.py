@@ -31,10 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from secmine import config  # noqa: E402
+from secmine import config
 
 
 def benchmark_texts(n: int) -> tuple[pd.DataFrame, str]:
@@ -44,7 +44,9 @@ def benchmark_texts(n: int) -> tuple[pd.DataFrame, str]:
     from secmine.detect.texts import frame_texts
 
     path = config.external_source_dir() / "ai_issues" / "issues.jsonl.gz"
-    threads = load_threads(path, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
+    threads = load_threads(
+        path, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"]
+    )
     matches = match_threads(threads, PAPER_KEYWORDS).set_index("id")["keyword_match"]
     chosen = threads[threads["id"].map(matches).fillna(False).astype(bool)].head(n)
     return pd.DataFrame({"id": chosen["id"], "text": frame_texts(chosen)}), f"{path} (keyword matches)"
@@ -57,21 +59,40 @@ def stand_in_tagger(directory: Path, family: str, threads: int) -> tuple[Path, s
 
     started = time.perf_counter()
     data = load_tagger_data(replication_root=config.external_source_dir() / "ai_sec_dev")
-    train_tagger(data, directory, families=family, settings=TaggerSettings(num_threads=threads), n_folds=2,
-                 inner_folds=2, n_boot=0, log=lambda _: None)
-    return directory, f"{family} trained here on {len(data)} coded posts in {time.perf_counter() - started:.0f} s"
+    train_tagger(
+        data,
+        directory,
+        families=family,
+        settings=TaggerSettings(num_threads=threads),
+        n_folds=2,
+        inner_folds=2,
+        n_boot=0,
+        log=lambda _: None,
+    )
+    return (
+        directory,
+        f"{family} trained here on {len(data)} coded posts in {time.perf_counter() - started:.0f} s",
+    )
 
 
-def stand_in_classifier(directory: Path, threads: int, fit: int, epochs: float, seed: int) -> tuple[Path, str]:
-    spec = importlib.util.spec_from_file_location("classify_throughput", Path(__file__).with_name("classify_throughput.py"))
+def stand_in_classifier(
+    directory: Path, threads: int, fit: int, epochs: float, seed: int
+) -> tuple[Path, str]:
+    spec = importlib.util.spec_from_file_location(
+        "classify_throughput", Path(__file__).with_name("classify_throughput.py")
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     started = time.perf_counter()
-    fit_rows, validation, _, origin = module.labelled_texts(config.INTERIM_DATA_DIR / "labelled.parquet", 0, fit, 100, seed)
+    fit_rows, validation, _, origin = module.labelled_texts(
+        config.INTERIM_DATA_DIR / "labelled.parquet", 0, fit, 100, seed
+    )
     module.quick_minilm_model(directory, fit_rows, validation, 256, seed, threads, epochs)
-    return directory, (f"all-MiniLM-L6-v2 fine-tuned here for {epochs:g} epoch(s) on {len(fit_rows)} texts of "
-                       f"{origin} in {time.perf_counter() - started:.0f} s")
+    return directory, (
+        f"all-MiniLM-L6-v2 fine-tuned here for {epochs:g} epoch(s) on {len(fit_rows)} texts of "
+        f"{origin} in {time.perf_counter() - started:.0f} s"
+    )
 
 
 def main() -> int:
@@ -80,7 +101,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both")
     parser.add_argument("--tagger-dir", type=Path, default=config.MODELS_DIR / "taxonomy")
     parser.add_argument("--classifier-dir", type=Path, default=config.MODELS_DIR / "security")
-    parser.add_argument("--family", default="tfidf_logreg", help="family of the stand-in tagger (clean clone)")
+    parser.add_argument(
+        "--family", default="tfidf_logreg", help="family of the stand-in tagger (clean clone)"
+    )
     parser.add_argument("--fit", type=int, default=200, help="texts to fine-tune the stand-in classifier on")
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs of the stand-in classifier")
     parser.add_argument("--seed", type=int, default=42)
@@ -99,20 +122,27 @@ def main() -> int:
         source = tmp_path / "texts.csv"
         texts.to_csv(source, index=False)
         if (args.tagger_dir / "tagger_card.json").is_file():
-            tagger_dir, tagger_origin = args.tagger_dir, f"{args.tagger_dir} ({read_tagger_card(args.tagger_dir)['family']})"
+            tagger_dir, tagger_origin = (
+                args.tagger_dir,
+                f"{args.tagger_dir} ({read_tagger_card(args.tagger_dir)['family']})",
+            )
         else:
             tagger_dir, tagger_origin = stand_in_tagger(tmp_path / "tagger", args.family, args.threads)
         if (args.classifier_dir / "model_card.json").is_file():
             classifier_dir, classifier_origin = args.classifier_dir, str(args.classifier_dir)
         else:
-            classifier_dir, classifier_origin = stand_in_classifier(tmp_path / "classifier", args.threads, args.fit,
-                                                                    args.epochs, args.seed)
+            classifier_dir, classifier_origin = stand_in_classifier(
+                tmp_path / "classifier", args.threads, args.fit, args.epochs, args.seed
+            )
         started = time.perf_counter()
-        tagged = tag_file(tagger_dir, source, tmp_path / "tagged.csv", num_threads=args.threads, progress=False)
+        tagged = tag_file(
+            tagger_dir, source, tmp_path / "tagged.csv", num_threads=args.threads, progress=False
+        )
         tag_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        classified = classify_file(classifier_dir, source, tmp_path / "classified.csv", num_threads=args.threads,
-                                   progress=False)
+        classified = classify_file(
+            classifier_dir, source, tmp_path / "classified.csv", num_threads=args.threads, progress=False
+        )
         classify_seconds = time.perf_counter() - started
     labels = int(tagged.groupby("id").size().iloc[0]) if len(tagged) else 0
     lengths = texts["text"].str.len()

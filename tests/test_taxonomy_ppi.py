@@ -105,9 +105,19 @@ def classified_frame(hf: int = 220, gh: int = 90) -> pd.DataFrame:
     for platform, kind, count in (("huggingface", "discussion", hf), ("github", "issue", gh)):
         for n in range(1, count + 1):
             repo = f"org/m{n % 7}" if platform == "huggingface" else f"gh/r{n % 5}"
-            rows.append({"id": thread_id(platform, kind, repo, n), "platform": platform, "kind": kind, "repo": repo,
-                         "number": n, "created_at": f"2024-{1 + n % 12:02d}-01T00:00:00Z", "keyword_match": False,
-                         "probability": 0.9, "label": 1})
+            rows.append(
+                {
+                    "id": thread_id(platform, kind, repo, n),
+                    "platform": platform,
+                    "kind": kind,
+                    "repo": repo,
+                    "number": n,
+                    "created_at": f"2024-{1 + n % 12:02d}-01T00:00:00Z",
+                    "keyword_match": False,
+                    "probability": 0.9,
+                    "label": 1,
+                }
+            )
     from secmine.analysis.data import check_classified
 
     return check_classified(pd.DataFrame(rows))
@@ -140,8 +150,14 @@ def write_coding(sample: pd.DataFrame, path: Path) -> Path:
     rows = []
     for source, post_id, ident in zip(sample["source"], sample["post_id"], sample["id"]):
         codes = truth(ident)
-        rows.append({"source": source, "id": post_id, "issue": ", ".join(c for t, c in codes if t == "issue"),
-                     "solution": ", ".join(c for t, c in codes if t == "solution")})
+        rows.append(
+            {
+                "source": source,
+                "id": post_id,
+                "issue": ", ".join(c for t, c in codes if t == "issue"),
+                "solution": ", ".join(c for t, c in codes if t == "solution"),
+            }
+        )
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -150,13 +166,18 @@ def first_draws(sample: pd.DataFrame, k: int) -> pd.DataFrame:
     return sample[sample["draw"] <= k]
 
 
-def test_check_accepts_a_prefix_of_the_seeded_draw_and_rejects_the_rest(tmp_path: Path, space: LabelSpace,
-                                                                         tiny_replication: Path) -> None:
+def test_check_accepts_a_prefix_of_the_seeded_draw_and_rejects_the_rest(
+    tmp_path: Path, space: LabelSpace, tiny_replication: Path
+) -> None:
     classified = classified_frame()
     sample = drawn(classified)
     sample_path = write_csv(sample, tmp_path / "sample.csv")
-    common = {"sample_path": sample_path, "classified": classified, "sample_params": PARAMS,
-              "replication_root": tiny_replication}
+    common = {
+        "sample_path": sample_path,
+        "classified": classified,
+        "sample_params": PARAMS,
+        "replication_root": tiny_replication,
+    }
 
     check = check_coded_sample(write_coding(first_draws(sample, 40), tmp_path / "a.csv"), space, **common)
     assert check.case == "run-sample" and check.valid_for_corpus
@@ -168,8 +189,14 @@ def test_check_accepts_a_prefix_of_the_seeded_draw_and_rejects_the_rest(tmp_path
     check = check_coded_sample(write_coding(skipped, tmp_path / "b.csv"), space, **common)
     assert not check.valid_for_corpus and "draw 7 is not coded" in check.reason
 
-    stranger = pd.concat([first_draws(sample, 3)[["source", "post_id", "id"]], pd.DataFrame(
-        {"source": ["HF Discussion"], "post_id": ["org/m0-999"], "id": ["hf:discussion:org/m0#999"]})])
+    stranger = pd.concat(
+        [
+            first_draws(sample, 3)[["source", "post_id", "id"]],
+            pd.DataFrame(
+                {"source": ["HF Discussion"], "post_id": ["org/m0-999"], "id": ["hf:discussion:org/m0#999"]}
+            ),
+        ]
+    )
     check = check_coded_sample(write_coding(stranger, tmp_path / "c.csv"), space, **common)
     assert not check.valid_for_corpus and "not in" in check.reason
 
@@ -180,12 +207,17 @@ def test_check_accepts_a_prefix_of_the_seeded_draw_and_rejects_the_rest(tmp_path
     check = check_coded_sample("", space, **common)
     assert check.case == "none" and not check.valid_for_corpus
 
-    paper = check_coded_sample(tiny_replication / "theme" / "mapped.csv", LabelSpace(Codebook.from_replication(tiny_replication)),
-                               **common)
+    paper = check_coded_sample(
+        tiny_replication / "theme" / "mapped.csv",
+        LabelSpace(Codebook.from_replication(tiny_replication)),
+        **common,
+    )
     assert paper.case == "paper-sample" and not paper.valid_for_corpus and "paper" in paper.population
 
 
-def tagged_for(classified: pd.DataFrame, space: LabelSpace, quality: float, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def tagged_for(
+    classified: pd.DataFrame, space: LabelSpace, quality: float, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """A stand-in tagger: probabilities near the truth with noise ``1 - quality``."""
     rng = np.random.default_rng(seed)
     ids = classified["id"].tolist()
@@ -195,7 +227,9 @@ def tagged_for(classified: pd.DataFrame, space: LabelSpace, quality: float, seed
     return long_rows(ids, space, P, H), P, H
 
 
-def test_estimates_report_only_what_is_valid(tmp_path: Path, space: LabelSpace, tiny_replication: Path) -> None:
+def test_estimates_report_only_what_is_valid(
+    tmp_path: Path, space: LabelSpace, tiny_replication: Path
+) -> None:
     classified = classified_frame()
     sample = drawn(classified)
     sample_path = write_csv(sample, tmp_path / "sample.csv")
@@ -203,29 +237,58 @@ def test_estimates_report_only_what_is_valid(tmp_path: Path, space: LabelSpace, 
     threads = classified[["id", "source"]]
     strata = parse_strata(PARAMS.strata)
     coded = write_coding(first_draws(sample, 60), tmp_path / "coded.csv")
-    check = check_coded_sample(coded, space, sample_path=sample_path, classified=classified, sample_params=PARAMS,
-                               replication_root=tiny_replication)
+    check = check_coded_sample(
+        coded,
+        space,
+        sample_path=sample_path,
+        classified=classified,
+        sample_params=PARAMS,
+        replication_root=tiny_replication,
+    )
     table, validity = prevalence_estimates(threads, P, H, space, check, strata=strata)
     assert set(table["level"]) == {"theme", "sub_theme"}
     hf = table[(table["stratum"] == "HF Discussion") & (table["label"] == "Output")].iloc[0]
-    true_share = np.mean([("issue", "Harmful output") in truth(i) for i in classified.loc[classified["source"] == "HF Discussion", "id"]])
+    true_share = np.mean(
+        [
+            ("issue", "Harmful output") in truth(i)
+            for i in classified.loc[classified["source"] == "HF Discussion", "id"]
+        ]
+    )
     assert hf["ppi_lo"] <= true_share <= hf["ppi_hi"]
     assert hf["ppi_hi"] - hf["ppi_lo"] < hf["sample_hi"] - hf["sample_lo"]  # the predictions buy precision
     assert validity.set_index("estimate")["valid"].tolist() == [True, False, True]
 
-    ordered = order_sheet_by_uncertainty(sample_path, _tagged_parquet(tmp_path, classified, space), output_sample=tmp_path / "u.csv",
-                                         output_sheet=tmp_path / "u.xlsx", model_dir=None, codebook_path=tmp_path / "codebook.yaml",
-                                         texts=pd.DataFrame({"id": classified["id"], "text": "some text"}))
+    ordered = order_sheet_by_uncertainty(
+        sample_path,
+        _tagged_parquet(tmp_path, classified, space),
+        output_sample=tmp_path / "u.csv",
+        output_sheet=tmp_path / "u.xlsx",
+        model_dir=None,
+        codebook_path=tmp_path / "codebook.yaml",
+        texts=pd.DataFrame({"id": classified["id"], "text": "some text"}),
+    )
     assert (tmp_path / "u.xlsx").is_file() and not ordered["random_sample"].any()
     design = json.loads((tmp_path / "u.design.json").read_text())
     assert design["random_sample"] is False
     # a coding of the ordered sheet is refused, against either sample file
     coded_u = write_coding(ordered.head(60), tmp_path / "coded_u.csv")
-    refused = check_coded_sample(coded_u, space, sample_path=tmp_path / "u.csv", classified=classified,
-                                 sample_params=PARAMS, replication_root=tiny_replication)
+    refused = check_coded_sample(
+        coded_u,
+        space,
+        sample_path=tmp_path / "u.csv",
+        classified=classified,
+        sample_params=PARAMS,
+        replication_root=tiny_replication,
+    )
     assert refused.case == "uncertainty-ordered" and not refused.valid_for_corpus
-    against_original = check_coded_sample(coded_u, space, sample_path=sample_path, classified=classified,
-                                          sample_params=PARAMS, replication_root=tiny_replication)
+    against_original = check_coded_sample(
+        coded_u,
+        space,
+        sample_path=sample_path,
+        classified=classified,
+        sample_params=PARAMS,
+        replication_root=tiny_replication,
+    )
     assert not against_original.valid_for_corpus
     table, validity = prevalence_estimates(threads, P, H, space, refused, strata=strata)
     assert table["ppi_share"].isna().all() and table["sample_share"].isna().all()
@@ -253,7 +316,9 @@ def test_coverage_study_holds_and_reruns_byte_identical(tmp_path: Path, space: L
         result = coverage_study(Y, f, space, n_values=(50, 100, 450), repeats=200, seed=9, min_remainder=100)
         write_table(result.headline, tmp_path / f"run{run}" / "ppi_coverage")
         write_table(result.detail, tmp_path / f"run{run}" / "ppi_coverage_labels")
-        outputs.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / f"run{run}").iterdir()})
+        outputs.append(
+            {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / f"run{run}").iterdir()}
+        )
     assert outputs[0] == outputs[1]
     assert result.headline["n"].tolist() == [50, 100]
     assert any("450" in note for note in result.notes)

@@ -37,45 +37,114 @@ def test_tag_stage(tmp_path: Path) -> None:
     codebook = Codebook.from_yaml(tmp_path / "codebook.yaml")
     data = synthetic(codebook, n=72, seed=0)
     model_dir = tmp_path / "models" / "taxonomy"
-    train_tagger(data, model_dir, families="tfidf_logreg", settings=TaggerSettings(seed=0, min_df=1), n_folds=3,
-                 inner_folds=2, n_boot=20, log=lambda _: None)
+    train_tagger(
+        data,
+        model_dir,
+        families="tfidf_logreg",
+        settings=TaggerSettings(seed=0, min_df=1),
+        n_folds=3,
+        inner_folds=2,
+        n_boot=20,
+        log=lambda _: None,
+    )
     new = synthetic(codebook, n=150, seed=1).frame
-    new = new.assign(thread_id=[f"gh:issue:org/new#{i + 1}" for i in range(len(new))],
-                     post_id=[f"org/new-{i + 1}" for i in range(len(new))])
-    threads = pd.concat([data.frame.assign(repo="org/r", number=[int(t.rsplit("#", 1)[1]) for t in data.frame["thread_id"]]),
-                         new.assign(repo="org/new", number=np.arange(1, len(new) + 1))], ignore_index=True)
-    corpus = pd.DataFrame({"id": threads["thread_id"], "title": "", "body": threads["text"],
-                           "comments": [[] for _ in range(len(threads))]})
-    classified = check_classified(pd.DataFrame({
-        "id": threads["thread_id"], "platform": "github", "kind": "issue", "repo": threads["repo"],
-        "number": threads["number"], "created_at": [f"2024-{1 + i % 12:02d}-15T00:00:00Z" for i in range(len(threads))],
-        "keyword_match": True, "probability": 0.9, "label": 1,
-    }))
+    new = new.assign(
+        thread_id=[f"gh:issue:org/new#{i + 1}" for i in range(len(new))],
+        post_id=[f"org/new-{i + 1}" for i in range(len(new))],
+    )
+    threads = pd.concat(
+        [
+            data.frame.assign(
+                repo="org/r", number=[int(t.rsplit("#", 1)[1]) for t in data.frame["thread_id"]]
+            ),
+            new.assign(repo="org/new", number=np.arange(1, len(new) + 1)),
+        ],
+        ignore_index=True,
+    )
+    corpus = pd.DataFrame(
+        {
+            "id": threads["thread_id"],
+            "title": "",
+            "body": threads["text"],
+            "comments": [[] for _ in range(len(threads))],
+        }
+    )
+    classified = check_classified(
+        pd.DataFrame(
+            {
+                "id": threads["thread_id"],
+                "platform": "github",
+                "kind": "issue",
+                "repo": threads["repo"],
+                "number": threads["number"],
+                "created_at": [f"2024-{1 + i % 12:02d}-15T00:00:00Z" for i in range(len(threads))],
+                "keyword_match": True,
+                "probability": 0.9,
+                "label": 1,
+            }
+        )
+    )
     security = classified[classified["label"] == 1]
     plan = sample_plan(security, parse_strata(PARAMS.strata), margin=PARAMS.margin)
     sample = draw_sample(security, plan, PARAMS.seed)
     sample_path = write_csv(sample, tmp_path / "sample.csv")
     text_of = dict(zip(corpus["id"], corpus["body"]))
     coded = sample[sample["draw"] <= 60]
-    rows = [{"source": s, "id": p, "issue": ", ".join(codes_of(text_of[i])["issue"]),
-             "solution": ", ".join(codes_of(text_of[i])["solution"])}
-            for s, p, i in zip(coded["source"], coded["post_id"], coded["id"])]
+    rows = [
+        {
+            "source": s,
+            "id": p,
+            "issue": ", ".join(codes_of(text_of[i])["issue"]),
+            "solution": ", ".join(codes_of(text_of[i])["solution"]),
+        }
+        for s, p, i in zip(coded["source"], coded["post_id"], coded["id"])
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "coded.csv", index=False)
-    params = TagParams(coded_sample=str(tmp_path / "coded.csv"), coverage_n="20,40,70", coverage_repeats=40,
-                       coverage_min_remainder=20, top_repos=2)
+    params = TagParams(
+        coded_sample=str(tmp_path / "coded.csv"),
+        coverage_n="20,40,70",
+        coverage_repeats=40,
+        coverage_min_remainder=20,
+        top_repos=2,
+    )
     digests = []
     for run in ("a", "b"):
         out = tmp_path / run
-        result = run_tag(model_dir, "unused", "unused", output=out / "tagged.parquet", sample_path=sample_path,
-                         sample_params=PARAMS, replication_root=None, tables_dir=out / "tables",
-                         figures_dir=out / "figures", metrics_path=out / "tag.json", params=params,
-                         classified=classified, corpus=corpus, progress=False)
-        digests.append({p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                        for p in sorted(out.rglob("*")) if p.is_file()})
+        result = run_tag(
+            model_dir,
+            "unused",
+            "unused",
+            output=out / "tagged.parquet",
+            sample_path=sample_path,
+            sample_params=PARAMS,
+            replication_root=None,
+            tables_dir=out / "tables",
+            figures_dir=out / "figures",
+            metrics_path=out / "tag.json",
+            params=params,
+            classified=classified,
+            corpus=corpus,
+            progress=False,
+        )
+        digests.append(
+            {
+                p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(out.rglob("*"))
+                if p.is_file()
+            }
+        )
     assert digests[0] == digests[1]
-    assert {"tables/taxonomy_prevalence.csv", "tables/taxonomy_prevalence_validity.md", "tables/ppi_coverage.tex",
-            "tables/tag_prevalence_platform.csv", "tables/tag_prevalence_time.csv", "tables/tag_prevalence_repo.csv",
-            "figures/ppi_coverage.svg", "figures/taxonomy_prevalence.png", "tagged.parquet"} <= set(digests[0])
+    assert {
+        "tables/taxonomy_prevalence.csv",
+        "tables/taxonomy_prevalence_validity.md",
+        "tables/ppi_coverage.tex",
+        "tables/tag_prevalence_platform.csv",
+        "tables/tag_prevalence_time.csv",
+        "tables/tag_prevalence_repo.csv",
+        "figures/ppi_coverage.svg",
+        "figures/taxonomy_prevalence.png",
+        "tagged.parquet",
+    } <= set(digests[0])
     tagged = pd.read_parquet(tmp_path / "a" / "tagged.parquet")
     per_thread = tagged.drop_duplicates("id")
     assert len(per_thread) == len(threads)

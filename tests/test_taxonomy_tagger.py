@@ -63,8 +63,17 @@ def synthetic(codebook: Codebook, n: int = 72, seed: int = 0) -> TaggerData:
         codes = [key for key in SIGNALS if rng.random() < 0.33] or [list(SIGNALS)[i % len(SIGNALS)]]
         words = list(rng.choice(FILLER, 8)) + " ".join(SIGNALS[c] for c in codes).split()
         rng.shuffle(words)
-        rows.append({"post_id": f"org/r-{i}", "source": "GH Issue", "platform": "github", "kind": "issue",
-                     "thread_id": f"gh:issue:org/r#{i}", "group": f"g{i // 2}", "text": " ".join(words)})
+        rows.append(
+            {
+                "post_id": f"org/r-{i}",
+                "source": "GH Issue",
+                "platform": "github",
+                "kind": "issue",
+                "thread_id": f"gh:issue:org/r#{i}",
+                "group": f"g{i // 2}",
+                "text": " ".join(words),
+            }
+        )
         Y.append(space.indicators(codes))
     return TaggerData(pd.DataFrame(rows), np.array(Y), space, "<synthetic>", "<synthetic>")
 
@@ -76,13 +85,20 @@ def test_user_codebook_label_space_and_indicators(user_codebook: Codebook) -> No
     space = LabelSpace(user_codebook)
     frame = space.frame()
     assert frame.groupby(["type", "level"]).size().to_dict() == {
-        ("issue", "code"): 4, ("issue", "sub_theme"): 3, ("issue", "theme"): 2,
-        ("solution", "code"): 2, ("solution", "sub_theme"): 2, ("solution", "theme"): 1,
+        ("issue", "code"): 4,
+        ("issue", "sub_theme"): 3,
+        ("issue", "theme"): 2,
+        ("solution", "code"): 2,
+        ("solution", "sub_theme"): 2,
+        ("solution", "theme"): 1,
     }
     row = space.indicators([("issue", "memory LEAK")])  # matched regardless of case
     on = {space.keys[j] for j in np.flatnonzero(row)}
-    assert on == {label_key("issue", "code", "Memory leak"), label_key("issue", "sub_theme", "Memory"),
-                  label_key("issue", "theme", "Runtime")}
+    assert on == {
+        label_key("issue", "code", "Memory leak"),
+        label_key("issue", "sub_theme", "Memory"),
+        label_key("issue", "theme", "Runtime"),
+    }
 
 
 def test_predictions_are_consistent_with_the_hierarchy(user_codebook: Codebook) -> None:
@@ -136,12 +152,16 @@ def test_thresholds_are_chosen_inside_the_folds(user_codebook: Codebook) -> None
     data = synthetic(user_codebook, n=72)
     folds = grouped_multilabel_folds(data.Y, data.frame["group"].to_numpy(), 3, seed=3)
     settings = TaggerSettings(seed=0, min_df=1)
-    base = cross_validate_family(data, "tfidf_logreg", settings, folds, inner_folds=2, seed=3, log=lambda _: None)
+    base = cross_validate_family(
+        data, "tfidf_logreg", settings, folds, inner_folds=2, seed=3, log=lambda _: None
+    )
     flipped = TaggerData(data.frame, data.Y.copy(), data.space, data.origin, data.texts_origin)
     rng = np.random.default_rng(0)
     test = np.flatnonzero(folds == 0)
     flipped.Y[test] = np.array([data.space.indicators([list(SIGNALS)[rng.integers(6)]]) for _ in test])
-    other = cross_validate_family(flipped, "tfidf_logreg", settings, folds, inner_folds=2, seed=3, log=lambda _: None)
+    other = cross_validate_family(
+        flipped, "tfidf_logreg", settings, folds, inner_folds=2, seed=3, log=lambda _: None
+    )
     assert np.array_equal(base.fold_thresholds[0], other.fold_thresholds[0])
     assert np.array_equal(base.proba[test], other.proba[test])
     assert not np.array_equal(base.fold_thresholds[1:], other.fold_thresholds[1:])
@@ -154,21 +174,37 @@ def test_thresholds_are_chosen_inside_the_folds(user_codebook: Codebook) -> None
 def test_compare_save_load_and_tag(tmp_path: Path, user_codebook: Codebook) -> None:
     data = synthetic(user_codebook, n=72)
     model_dir = tmp_path / "taxonomy"
-    result = train_tagger(data, model_dir, families="tfidf_logreg", settings=TaggerSettings(seed=0, min_df=1),
-                          n_folds=3, inner_folds=2, seed=1, n_boot=50, min_support=10,
-                          tables_dir=tmp_path / "tables", figures_dir=tmp_path / "figures",
-                          metrics_path=tmp_path / "metrics.json", log=lambda _: None)
+    result = train_tagger(
+        data,
+        model_dir,
+        families="tfidf_logreg",
+        settings=TaggerSettings(seed=0, min_df=1),
+        n_folds=3,
+        inner_folds=2,
+        seed=1,
+        n_boot=50,
+        min_support=10,
+        tables_dir=tmp_path / "tables",
+        figures_dir=tmp_path / "figures",
+        metrics_path=tmp_path / "metrics.json",
+        log=lambda _: None,
+    )
     assert result.chosen == "tfidf_logreg"
     themes = result.scores[(result.scores["type"] == "all") & (result.scores["level"] == "theme")].iloc[0]
     assert themes["micro_f1"] > 0.8 and themes["micro_f1_lo"] <= themes["micro_f1"] <= themes["micro_f1_hi"]
-    assert {"tagger_comparison.csv", "tagger_labels.md", "tagger_labels.tex"} <= {p.name for p in (tmp_path / "tables").iterdir()}
+    assert {"tagger_comparison.csv", "tagger_labels.md", "tagger_labels.tex"} <= {
+        p.name for p in (tmp_path / "tables").iterdir()
+    }
     assert (tmp_path / "figures" / "tagger_comparison.svg").is_file()
     card = json.loads((model_dir / CARD_FILE).read_text())
     assert card["family"] == "tfidf_logreg" and card["codebook_version"] == user_codebook.version
     assert set(card["thresholds"]) == set(data.space.keys)
     assert not list(model_dir.rglob("*.pkl")) and not list(model_dir.rglob("*.joblib"))
     tagger = Tagger.load(model_dir)
-    texts = ["eval injection arbitrary code in the server", "please upgrade bump version of the cve dependency"]
+    texts = [
+        "eval injection arbitrary code in the server",
+        "please upgrade bump version of the cve dependency",
+    ]
     proba, predicted = tagger.predict(texts)
     assert data.space.violations(predicted) == 0
     assert predicted[0, data.space.index[label_key("issue", "code", "Code injection")]] == 1
@@ -183,10 +219,29 @@ def test_compare_save_load_and_tag(tmp_path: Path, user_codebook: Codebook) -> N
     assert len(rows) == 2 * len(data.space)
     assert np.allclose(rows["probability"].to_numpy().reshape(2, -1), proba.round(6))
     jsonl = tmp_path / "threads.jsonl"
-    jsonl.write_text("\n".join(json.dumps({
-        "platform": "github", "kind": "issue", "repo": "o/r", "number": i + 1, "title": t, "body": "",
-        "author": "u", "state": "open", "created_at": "2025-01-01T00:00:00Z", "closed_at": None, "labels": [],
-        "comments": [], "url": f"https://github.com/o/r/issues/{i + 1}"}) for i, t in enumerate(texts)) + "\n")
+    jsonl.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "platform": "github",
+                    "kind": "issue",
+                    "repo": "o/r",
+                    "number": i + 1,
+                    "title": t,
+                    "body": "",
+                    "author": "u",
+                    "state": "open",
+                    "created_at": "2025-01-01T00:00:00Z",
+                    "closed_at": None,
+                    "labels": [],
+                    "comments": [],
+                    "url": f"https://github.com/o/r/issues/{i + 1}",
+                }
+            )
+            for i, t in enumerate(texts)
+        )
+        + "\n"
+    )
     rows = tag_file(model_dir, jsonl, tmp_path / "out.parquet", progress=False)
     assert rows["id"].nunique() == 2 and pd.read_parquet(tmp_path / "out.parquet").shape == rows.shape
     # the command line (secmine tag), registered as the other areas do
@@ -197,8 +252,19 @@ def test_compare_save_load_and_tag(tmp_path: Path, user_codebook: Codebook) -> N
 
     app = typer.Typer()
     register(app)
-    run = CliRunner().invoke(app, ["tag", "--model-dir", str(model_dir), "--input", str(jsonl), "--output",
-                                   str(tmp_path / "cli.csv"), "--no-progress"])
+    run = CliRunner().invoke(
+        app,
+        [
+            "tag",
+            "--model-dir",
+            str(model_dir),
+            "--input",
+            str(jsonl),
+            "--output",
+            str(tmp_path / "cli.csv"),
+            "--no-progress",
+        ],
+    )
     assert run.exit_code == 0, run.output
     assert len(pd.read_csv(tmp_path / "cli.csv")) == 2 * len(data.space)
     broken = tmp_path / "broken"
@@ -219,7 +285,9 @@ def test_skops_refuses_untrusted_types(tmp_path: Path) -> None:
         load_skops(path)
 
 
-def test_zero_shot_ranks_codes_by_similarity(user_codebook: Codebook, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zero_shot_ranks_codes_by_similarity(
+    user_codebook: Codebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a stand-in encoder (bag of signal words), the zero-shot family puts the matching code
     first and gives each parent the sum of its codes."""
     from secmine.taxonomy import models
@@ -247,7 +315,9 @@ def test_finetune_family_on_a_tiny_model(tmp_path: Path, user_codebook: Codebook
     from secmine.detect.tiny import build_tiny_transformer
 
     data = synthetic(user_codebook, n=24)
-    backbone = build_tiny_transformer(tmp_path / "tiny", data.texts, architecture="bert", vocab_size=200, dim=16)
+    backbone = build_tiny_transformer(
+        tmp_path / "tiny", data.texts, architecture="bert", vocab_size=200, dim=16
+    )
     settings = TaggerSettings(backbone=str(backbone), max_length=32, epochs=1.0, batch_size=8, num_threads=1)
     model = build("finetune", data.space, settings).fit(data.texts, data.Y)
     P = model.predict_proba(data.texts[:5])
@@ -276,8 +346,9 @@ def test_replication_coded_posts_with_texts(replication_root: Path) -> None:
 
 def test_tiny_replication_with_corpus_texts(tiny_replication: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "texts.csv"
-    pd.DataFrame({"post_id": ["org/model-a-1", "org/lib-10"], "text": ["Pickle weights", "Bump requests"]}).to_csv(
-        corpus, index=False)
+    pd.DataFrame(
+        {"post_id": ["org/model-a-1", "org/lib-10"], "text": ["Pickle weights", "Bump requests"]}
+    ).to_csv(corpus, index=False)
     data = load_tagger_data(replication_root=tiny_replication, texts=corpus)
     assert data.frame["post_id"].tolist() == ["org/model-a-1", "org/lib-10"]
     assert any("without text" in note for note in data.notes)

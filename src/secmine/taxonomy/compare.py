@@ -41,7 +41,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-SELECT_BY = ("mean_micro_f1", "mean_macro_f1") + tuple(f"{lv}_{m}_f1" for lv in LEVELS for m in ("micro", "macro"))
+SELECT_BY = ("mean_micro_f1", "mean_macro_f1") + tuple(
+    f"{lv}_{m}_f1" for lv in LEVELS for m in ("micro", "macro")
+)
 TYPES = ("issue", "solution", "all")
 DIGITS = 6
 
@@ -88,7 +90,9 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
 
 
-def f1_scores(Y: np.ndarray, H: np.ndarray, columns: np.ndarray, *, n_boot: int = 0, seed: int = 0) -> dict[str, float]:
+def f1_scores(
+    Y: np.ndarray, H: np.ndarray, columns: np.ndarray, *, n_boot: int = 0, seed: int = 0
+) -> dict[str, float]:
     """Micro- and macro-F1 over ``columns`` (macro over the columns with a positive in ``Y``), with
     bootstrap 95% intervals over rows when ``n_boot`` > 0 (a resample's macro-F1 averages the
     labels it can score)."""
@@ -103,21 +107,28 @@ def f1_scores(Y: np.ndarray, H: np.ndarray, columns: np.ndarray, *, n_boot: int 
     out["macro_f1"] = float(np.nanmean(np.nan_to_num(per_label[present]))) if present.any() else float("nan")
     if n_boot > 0 and len(Y):
         rng = np.random.default_rng(seed)
-        weights = np.stack([np.bincount(rng.integers(0, len(Y), len(Y)), minlength=len(Y)) for _ in range(n_boot)])
+        weights = np.stack(
+            [np.bincount(rng.integers(0, len(Y), len(Y)), minlength=len(Y)) for _ in range(n_boot)]
+        )
         TP, FP, FN = weights @ tp[:, present], weights @ fp[:, present], weights @ fn[:, present]
         micro_b = np.nan_to_num(_f1(TP.sum(axis=1), FP.sum(axis=1), FN.sum(axis=1)))
         with np.errstate(invalid="ignore"):
             per = _f1(TP, FP, FN)
-            macro_b = np.nanmean(np.where(np.isnan(per), np.nan, per), axis=1) if present.any() else np.full(n_boot, np.nan)
+            macro_b = (
+                np.nanmean(np.where(np.isnan(per), np.nan, per), axis=1)
+                if present.any()
+                else np.full(n_boot, np.nan)
+            )
         for name, values in (("micro_f1", micro_b), ("macro_f1", macro_b)):
             finite = values[np.isfinite(values)]
-            lo, hi = (np.quantile(finite, [0.025, 0.975]) if finite.size else (np.nan, np.nan))
+            lo, hi = np.quantile(finite, [0.025, 0.975]) if finite.size else (np.nan, np.nan)
             out[f"{name}_lo"], out[f"{name}_hi"] = float(lo), float(hi)
     return out
 
 
-def score_table(Y: np.ndarray, results: dict[str, FamilyResult], space: LabelSpace, *, n_boot: int,
-                seed: int) -> pd.DataFrame:
+def score_table(
+    Y: np.ndarray, results: dict[str, FamilyResult], space: LabelSpace, *, n_boot: int, seed: int
+) -> pd.DataFrame:
     """Per family, type (issue, solution, all) and level: micro/macro F1 with 95% intervals."""
     import pandas as pd
 
@@ -131,8 +142,18 @@ def score_table(Y: np.ndarray, results: dict[str, FamilyResult], space: LabelSpa
                 scores = f1_scores(Y, result.predicted, columns, n_boot=n_boot, seed=seed)
                 rows.append({"family": family, "type": code_type, "level": level} | scores)
     table = pd.DataFrame(rows)
-    order = ["family", "type", "level", "labels", "micro_f1", "micro_f1_lo", "micro_f1_hi", "macro_f1",
-             "macro_f1_lo", "macro_f1_hi"]
+    order = [
+        "family",
+        "type",
+        "level",
+        "labels",
+        "micro_f1",
+        "micro_f1_lo",
+        "micro_f1_hi",
+        "macro_f1",
+        "macro_f1_lo",
+        "macro_f1_hi",
+    ]
     table = table[[c for c in order if c in table.columns]]
     return table.round(DIGITS)
 
@@ -145,8 +166,16 @@ def selection_score(scores: pd.DataFrame, family: str, select_by: str) -> float:
     return float(part.loc[level, metric])
 
 
-def label_table(Y: np.ndarray, results: dict[str, FamilyResult], chosen: str, thresholds: np.ndarray,
-                space: LabelSpace, *, min_support: int, min_f1: float) -> pd.DataFrame:
+def label_table(
+    Y: np.ndarray,
+    results: dict[str, FamilyResult],
+    chosen: str,
+    thresholds: np.ndarray,
+    space: LabelSpace,
+    *,
+    min_support: int,
+    min_f1: float,
+) -> pd.DataFrame:
     """Per label: support, precision, recall and F1 (out of fold) of the chosen family, its final
     threshold, whether it is learnable, and the F1 of every family."""
     import pandas as pd
@@ -164,9 +193,13 @@ def label_table(Y: np.ndarray, results: dict[str, FamilyResult], chosen: str, th
     frame["f1"] = np.where(support > 0, f1, np.nan)
     frame["threshold"] = thresholds
     status = np.where(
-        support == 0, "not in the coded posts",
-        np.where(support < min_support, f"too rare to learn (< {min_support} posts)",
-                 np.where(f1 < min_f1, f"not learned (F1 < {min_f1:g})", "learned")),
+        support == 0,
+        "not in the coded posts",
+        np.where(
+            support < min_support,
+            f"too rare to learn (< {min_support} posts)",
+            np.where(f1 < min_f1, f"not learned (F1 < {min_f1:g})", "learned"),
+        ),
     )
     frame["status"] = status
     for family, result in results.items():
@@ -264,12 +297,16 @@ def train_tagger(
     folds = grouped_multilabel_folds(data.Y, data.frame["group"].to_numpy(), n_folds, seed)
     results = {}
     for name in names:
-        results[name] = cross_validate_family(data, name, settings, folds, inner_folds=inner_folds, seed=seed, log=log)
+        results[name] = cross_validate_family(
+            data, name, settings, folds, inner_folds=inner_folds, seed=seed, log=log
+        )
     scores = score_table(data.Y, results, data.space, n_boot=n_boot, seed=seed)
     ranking = {name: selection_score(scores, name, select_by) for name in names}
     chosen = max(names, key=lambda n: (ranking[n], -names.index(n)))
     thresholds = choose_thresholds(data.Y, results[chosen].proba, space=data.space)
-    labels = label_table(data.Y, results, chosen, thresholds, data.space, min_support=min_support, min_f1=min_f1)
+    labels = label_table(
+        data.Y, results, chosen, thresholds, data.space, min_support=min_support, min_f1=min_f1
+    )
     scores["selected"] = scores["family"] == chosen
     rare = labels[labels["status"].str.startswith("too rare")]
     unlearned = labels[labels["status"].str.startswith("not learned")]
@@ -280,10 +317,15 @@ def train_tagger(
         + ("; ".join(f"{r.type} {r.level} {r.label!r} ({r.support})" for r in rare.itertuples()) or "none")
     )
     if len(unlearned):
-        notes.append(f"{len(unlearned)} label(s) with enough posts but out-of-fold F1 < {min_f1:g} for {chosen}: "
-                     + "; ".join(f"{r.type} {r.level} {r.label!r} (F1 {r.f1:.2f})" for r in unlearned.itertuples()))
+        notes.append(
+            f"{len(unlearned)} label(s) with enough posts but out-of-fold F1 < {min_f1:g} for {chosen}: "
+            + "; ".join(f"{r.type} {r.level} {r.label!r} (F1 {r.f1:.2f})" for r in unlearned.itertuples())
+        )
     if len(absent):
-        notes.append("never coded, so never predicted: " + "; ".join(f"{r.type} {r.label!r}" for r in absent.itertuples()))
+        notes.append(
+            "never coded, so never predicted: "
+            + "; ".join(f"{r.type} {r.label!r}" for r in absent.itertuples())
+        )
     chosen_scores = scores[scores["family"] == chosen]
     metrics: dict[str, Any] = {
         "chosen": chosen,
@@ -298,9 +340,12 @@ def train_tagger(
         "coded": str(data.origin),
         "texts": str(data.texts_origin),
         "scores": {
-            f"{r.type}/{r.level}": {"micro_f1": r.micro_f1, "macro_f1": r.macro_f1,
-                                    "micro_f1_ci": [getattr(r, "micro_f1_lo", None), getattr(r, "micro_f1_hi", None)],
-                                    "macro_f1_ci": [getattr(r, "macro_f1_lo", None), getattr(r, "macro_f1_hi", None)]}
+            f"{r.type}/{r.level}": {
+                "micro_f1": r.micro_f1,
+                "macro_f1": r.macro_f1,
+                "micro_f1_ci": [getattr(r, "micro_f1_lo", None), getattr(r, "micro_f1_hi", None)],
+                "macro_f1_ci": [getattr(r, "macro_f1_lo", None), getattr(r, "macro_f1_hi", None)],
+            }
             for r in chosen_scores.itertuples()
         },
         "too_rare": [f"{r.type}|{r.level}|{r.label}" for r in rare.itertuples()],
@@ -310,34 +355,61 @@ def train_tagger(
     }
     result = TrainResult(data, folds, results, scores, labels, chosen, thresholds, metrics, notes=notes)
     result.figures["tagger_comparison"] = comparison_figure(scores)
-    log(f"chosen tagger: {chosen} ({select_by} {ranking[chosen]:.3f}); "
-        + ", ".join(f"{n} {v:.3f} in {results[n].seconds:.0f} s" for n, v in ranking.items()))
+    log(
+        f"chosen tagger: {chosen} ({select_by} {ranking[chosen]:.3f}); "
+        + ", ".join(f"{n} {v:.3f} in {results[n].seconds:.0f} s" for n, v in ranking.items())
+    )
     if model_dir is not None:
         model = build(chosen, data.space, settings)
         model.fit(data.texts, data.Y)
-        tagger = Tagger(model=model, space=data.space, thresholds=thresholds, card={
-            "metrics": metrics,
-            "text": {"max_chars": int(max_chars or DEFAULT_MAX_CHARS)},
-            "training": {"posts": len(data), "coded": str(data.origin), "texts": str(data.texts_origin),
-                         "n_folds": n_folds, "inner_folds": inner_folds, "seed": seed,
-                         "thread_ids": sorted(data.frame["thread_id"].astype(str).unique().tolist())},
-        })
-        oof = oof_frame(data.frame, data.space, data.Y, results[chosen].proba, results[chosen].predicted, folds)
+        tagger = Tagger(
+            model=model,
+            space=data.space,
+            thresholds=thresholds,
+            card={
+                "metrics": metrics,
+                "text": {"max_chars": int(max_chars or DEFAULT_MAX_CHARS)},
+                "training": {
+                    "posts": len(data),
+                    "coded": str(data.origin),
+                    "texts": str(data.texts_origin),
+                    "n_folds": n_folds,
+                    "inner_folds": inner_folds,
+                    "seed": seed,
+                    "thread_ids": sorted(data.frame["thread_id"].astype(str).unique().tolist()),
+                },
+            },
+        )
+        oof = oof_frame(
+            data.frame, data.space, data.Y, results[chosen].proba, results[chosen].predicted, folds
+        )
         tagger.save(model_dir, oof=oof)
     write_training_outputs(result, tables_dir=tables_dir, figures_dir=figures_dir, metrics_path=metrics_path)
     return result
 
 
-def write_training_outputs(result: TrainResult, *, tables_dir: str | os.PathLike[str] | None,
-                           figures_dir: str | os.PathLike[str] | None,
-                           metrics_path: str | os.PathLike[str] | None) -> None:
+def write_training_outputs(
+    result: TrainResult,
+    *,
+    tables_dir: str | os.PathLike[str] | None,
+    figures_dir: str | os.PathLike[str] | None,
+    metrics_path: str | os.PathLike[str] | None,
+) -> None:
     from secmine.io import save_figure, write_json, write_table
 
     if tables_dir is not None:
-        write_table(result.scores, Path(tables_dir) / "tagger_comparison", float_format="{:.3f}",
-                    caption="Tagger families: out-of-fold micro-/macro-F1 per level with bootstrap 95% intervals")
-        write_table(result.labels, Path(tables_dir) / "tagger_labels", float_format="{:.3f}",
-                    caption=f"Per-label out-of-fold scores of the chosen tagger ({result.chosen})")
+        write_table(
+            result.scores,
+            Path(tables_dir) / "tagger_comparison",
+            float_format="{:.3f}",
+            caption="Tagger families: out-of-fold micro-/macro-F1 per level with bootstrap 95% intervals",
+        )
+        write_table(
+            result.labels,
+            Path(tables_dir) / "tagger_labels",
+            float_format="{:.3f}",
+            caption=f"Per-label out-of-fold scores of the chosen tagger ({result.chosen})",
+        )
     if figures_dir is not None:
         for name, figure in result.figures.items():
             save_figure(figure, Path(figures_dir) / name)
@@ -362,10 +434,18 @@ def comparison_figure(scores: pd.DataFrame) -> Figure:
             values = rows[metric].to_numpy(dtype=float)
             err = None
             if f"{metric}_lo" in rows.columns:
-                err = np.vstack([values - rows[f"{metric}_lo"].to_numpy(dtype=float),
-                                 rows[f"{metric}_hi"].to_numpy(dtype=float) - values])
+                err = np.vstack(
+                    [
+                        values - rows[f"{metric}_lo"].to_numpy(dtype=float),
+                        rows[f"{metric}_hi"].to_numpy(dtype=float) - values,
+                    ]
+                )
                 err = np.clip(np.nan_to_num(err), 0, None)
-            label = family + (" (chosen)" if bool(rows["selected"].iloc[0]) else "") if "selected" in rows else family
+            label = (
+                family + (" (chosen)" if bool(rows["selected"].iloc[0]) else "")
+                if "selected" in rows
+                else family
+            )
             ax.bar(x, values, width, yerr=err, capsize=2, label=label)
         ax.set_xticks(np.arange(len(LEVELS)), [lv.replace("_", "-") for lv in LEVELS])
         ax.set_title(metric.replace("_f1", "-F1").replace("micro", "Micro").replace("macro", "Macro"))
@@ -415,10 +495,18 @@ class TrainTaggerParams:
 
     def settings(self) -> TaggerSettings:
         return TaggerSettings(
-            seed=self.seed, num_threads=self.num_threads, C=self.C, encoder=self.encoder,
-            embed_max_length=self.embed_max_length, embedding_cache=self.embedding_cache,
-            zero_shot_temperature=self.zero_shot_temperature, descriptions=read_descriptions(self.descriptions),
-            backbone=self.backbone, max_length=self.max_length, epochs=self.epochs, batch_size=self.batch_size,
+            seed=self.seed,
+            num_threads=self.num_threads,
+            C=self.C,
+            encoder=self.encoder,
+            embed_max_length=self.embed_max_length,
+            embedding_cache=self.embedding_cache,
+            zero_shot_temperature=self.zero_shot_temperature,
+            descriptions=read_descriptions(self.descriptions),
+            backbone=self.backbone,
+            max_length=self.max_length,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
             learning_rate=self.learning_rate,
         )
 
@@ -440,7 +528,9 @@ def read_descriptions(path: str | os.PathLike[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for code_type, codes in data.items():
         if code_type not in ("issue", "solution") or not isinstance(codes, dict):
-            raise CompareError(f"{target}, key {code_type!r}: expected 'issue' or 'solution' mapping codes to text")
+            raise CompareError(
+                f"{target}, key {code_type!r}: expected 'issue' or 'solution' mapping codes to text"
+            )
         out.update({f"{code_type}|{name}": str(text) for name, text in codes.items()})
     return out
 
@@ -461,13 +551,32 @@ def run_train_tagger(
 
     params = params or TrainTaggerParams()
     codebook = load_codebook(params.codebook or replication_root)
-    data = load_tagger_data(params.coded, texts=params.texts, codebook=codebook, replication_root=replication_root,
-                            max_chars=params.max_chars)
-    log(f"{len(data)} coded posts with texts from {data.texts_origin}; {len(data.space)} labels "
-        f"(codebook {data.space.version})")
+    data = load_tagger_data(
+        params.coded,
+        texts=params.texts,
+        codebook=codebook,
+        replication_root=replication_root,
+        max_chars=params.max_chars,
+    )
+    log(
+        f"{len(data)} coded posts with texts from {data.texts_origin}; {len(data.space)} labels "
+        f"(codebook {data.space.version})"
+    )
     return train_tagger(
-        data, model_dir, families=params.families, settings=params.settings(), n_folds=params.n_folds,
-        inner_folds=params.inner_folds, seed=params.seed, n_boot=params.bootstrap, select_by=params.select_by,
-        min_support=params.min_support, min_f1=params.min_f1, tables_dir=tables_dir, figures_dir=figures_dir,
-        metrics_path=metrics_path, max_chars=params.max_chars, log=log,
+        data,
+        model_dir,
+        families=params.families,
+        settings=params.settings(),
+        n_folds=params.n_folds,
+        inner_folds=params.inner_folds,
+        seed=params.seed,
+        n_boot=params.bootstrap,
+        select_by=params.select_by,
+        min_support=params.min_support,
+        min_f1=params.min_f1,
+        tables_dir=tables_dir,
+        figures_dir=figures_dir,
+        metrics_path=metrics_path,
+        max_chars=params.max_chars,
+        log=log,
     )

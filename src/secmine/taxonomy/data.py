@@ -76,30 +76,42 @@ def load_tagger_data(
     from secmine.replication import CODED_FILE, load_coded_sample
 
     root = Path(replication_root) if replication_root is not None else config.replication_dir()
-    coded_path = Path(coded) if coded is not None and str(coded) not in ("", "replication") else root / CODED_FILE
+    coded_path = (
+        Path(coded) if coded is not None and str(coded) not in ("", "replication") else root / CODED_FILE
+    )
     if codebook is None:
         codebook = Codebook.from_replication(root)
     space = LabelSpace(codebook)
     sample = load_coded_sample(root, path=coded_path, codebook=codebook, posts=None)
     posts = sample.posts.copy()
-    posts["thread_id"] = [_thread_id(s, p, coded_path, row) for row, (s, p) in
-                          enumerate(zip(posts["source"], posts["post_id"]), start=2)]
+    posts["thread_id"] = [
+        _thread_id(s, p, coded_path, row)
+        for row, (s, p) in enumerate(zip(posts["source"], posts["post_id"]), start=2)
+    ]
     text_map, texts_origin = _texts(posts, texts, root, max_chars)
     notes = [w.replace(str(coded_path), shown_path(coded_path)) for w in sample.warnings]
     posts["text"] = [text_map.get(str(p), "") for p in posts["post_id"]]
     missing = posts["text"].str.len() == 0
     if missing.any():
         shown = ", ".join(posts.loc[missing, "post_id"].head(5))
-        notes.append(f"{int(missing.sum())} coded post(s) without text in {shown_path(texts_origin)} left out "
-                     f"(e.g. {shown})")
+        notes.append(
+            f"{int(missing.sum())} coded post(s) without text in {shown_path(texts_origin)} left out "
+            f"(e.g. {shown})"
+        )
     posts = posts[~missing].reset_index(drop=True)
     if posts.empty:
         raise TaggerDataError(f"{coded_path}: no coded post has a text in {texts_origin}")
     posts["group"] = _groups(posts["thread_id"].tolist(), posts["text"].tolist())
     Y = space.matrix(posts["post_id"].tolist(), sample.mentions)
     frame = posts[DATA_COLUMNS].reset_index(drop=True)
-    return TaggerData(frame=frame, Y=Y, space=space, origin=shown_path(coded_path), texts_origin=shown_path(texts_origin),
-                      notes=notes)
+    return TaggerData(
+        frame=frame,
+        Y=Y,
+        space=space,
+        origin=shown_path(coded_path),
+        texts_origin=shown_path(texts_origin),
+        notes=notes,
+    )
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:
@@ -144,10 +156,14 @@ def _texts(
         from secmine.replication import POSTS_FILE, load_posts
 
         frame = load_posts(root)
-        return {p: canonical_text(t, max_chars) for p, t in zip(frame["post_id"], frame["text"])}, str(root / POSTS_FILE)
+        return {p: canonical_text(t, max_chars) for p, t in zip(frame["post_id"], frame["text"])}, str(
+            root / POSTS_FILE
+        )
     path = Path(texts)
     if not path.exists():
-        raise TaggerDataError(f"{path}: texts not found (give 'replication', a corpus, or a CSV with post_id,text)")
+        raise TaggerDataError(
+            f"{path}: texts not found (give 'replication', a corpus, or a CSV with post_id,text)"
+        )
     name = path.name.lower()
     if name.endswith(".xlsx"):
         from secmine.replication import load_posts
@@ -168,13 +184,17 @@ def _texts(
         str(i): thread_text(t, b, _as_list(c), max_chars)
         for i, t, b, c in zip(threads["id"], threads["title"], threads["body"], threads["comments"])
     }
-    return {str(p): by_thread.get(str(t), "") for p, t in zip(posts["post_id"], posts["thread_id"])}, str(path)
+    return {str(p): by_thread.get(str(t), "") for p, t in zip(posts["post_id"], posts["thread_id"])}, str(
+        path
+    )
 
 
 def _from_table(table: pd.DataFrame, origin: str, posts: pd.DataFrame, max_chars: int) -> dict[str, str]:
     key = "post_id" if "post_id" in table.columns else "id" if "id" in table.columns else None
     if key is None or "text" not in table.columns:
-        raise TaggerDataError(f"{origin}, row 1: expected columns post_id (or id) and text, found {list(table.columns)}")
+        raise TaggerDataError(
+            f"{origin}, row 1: expected columns post_id (or id) and text, found {list(table.columns)}"
+        )
     out: dict[str, str] = {}
     seen: dict[str, int] = {}
     for row, (ident, text) in enumerate(zip(table[key].astype(str), table["text"]), start=2):
@@ -184,7 +204,10 @@ def _from_table(table: pd.DataFrame, origin: str, posts: pd.DataFrame, max_chars
         out[ident] = canonical_text(None if text is None else str(text), max_chars)
     # a table keyed by thread id also works
     by_thread = {str(t): out[str(t)] for t in posts["thread_id"] if str(t) in out}
-    return {str(p): out.get(str(p), by_thread.get(str(t), "")) for p, t in zip(posts["post_id"], posts["thread_id"])}
+    return {
+        str(p): out.get(str(p), by_thread.get(str(t), ""))
+        for p, t in zip(posts["post_id"], posts["thread_id"])
+    }
 
 
 def _as_list(value: object) -> list[object]:

@@ -24,7 +24,9 @@ class FoldError(ValueError):
     """The data cannot be split into the folds asked for."""
 
 
-def grouped_multilabel_folds(Y: np.ndarray, groups: list[str] | np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+def grouped_multilabel_folds(
+    Y: np.ndarray, groups: list[str] | np.ndarray, n_folds: int, seed: int
+) -> np.ndarray:
     """Fold number (0..n_folds-1) of every row: iterative stratification over groups."""
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
@@ -93,7 +95,11 @@ def choose_thresholds(
         predicted = np.zeros(Y.shape, dtype=bool)
         for level in LEVELS:
             columns = space.positions(level=level)
-            gate = predicted[:, space.parent_index[columns]] if level != "theme" else np.ones((len(Y), len(columns)), bool)
+            gate = (
+                predicted[:, space.parent_index[columns]]
+                if level != "theme"
+                else np.ones((len(Y), len(columns)), bool)
+            )
             gated = np.where(gate, P[:, columns], -1.0)
             out[columns] = choose_thresholds(Y[:, columns], gated, grid=grid, default=default)
             predicted[:, columns] = gated >= out[columns][None, :]

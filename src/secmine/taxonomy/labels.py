@@ -69,7 +69,9 @@ class LabelSpace:
                     labels.append(Label(code_type, "sub_theme", sub, label_key(code_type, "theme", theme)))
             for name in codebook.code_names(code_type):
                 code = codebook.match(code_type, name)
-                labels.append(Label(code_type, "code", name, label_key(code_type, "sub_theme", code.sub_theme)))
+                labels.append(
+                    Label(code_type, "code", name, label_key(code_type, "sub_theme", code.sub_theme))
+                )
         if not labels:
             raise LabelError(f"{codebook.origin}: the codebook has no codes")
         self.labels: tuple[Label, ...] = tuple(labels)
@@ -79,7 +81,9 @@ class LabelSpace:
             raise LabelError(f"{codebook.origin}: two labels share a name at one level")
         # ancestors[i, j] is True when label j is a strict ancestor of label i
         size = len(labels)
-        self.parent_index = np.array([self.index[lab.parent] if lab.parent else -1 for lab in labels], dtype=np.int64)
+        self.parent_index = np.array(
+            [self.index[lab.parent] if lab.parent else -1 for lab in labels], dtype=np.int64
+        )
         self.ancestors = np.zeros((size, size), dtype=bool)
         for i, label in enumerate(labels):
             parent = label.parent
@@ -152,7 +156,9 @@ class LabelSpace:
         its threshold when its theme is predicted, a code at its threshold when its sub-theme is."""
         thresholds = np.asarray(thresholds, dtype=np.float64)
         if thresholds.shape != (len(self),):
-            raise LabelError(f"{thresholds.shape[0] if thresholds.ndim else 1} thresholds for {len(self)} labels")
+            raise LabelError(
+                f"{thresholds.shape[0] if thresholds.ndim else 1} thresholds for {len(self)} labels"
+            )
         above = self._check(proba) >= thresholds[None, :]
         out = np.zeros(above.shape, dtype=bool)
         for level in LEVELS:
@@ -191,16 +197,26 @@ class LabelSpace:
     def to_json(self) -> list[dict[str, str]]:
         """The codebook's codes (enough to rebuild the label space)."""
         return [
-            {"type": c.type, "theme": c.theme, "sub_theme": c.sub_theme, "name": c.name} for c in self.codebook.codes
+            {"type": c.type, "theme": c.theme, "sub_theme": c.sub_theme, "name": c.name}
+            for c in self.codebook.codes
         ]
 
     @classmethod
     def from_json(cls, codes: Sequence[Mapping[str, str]], *, origin: str = "<model card>") -> LabelSpace:
         try:
             codebook = Codebook(
-                [Code(str(c["name"]), str(c["sub_theme"]), str(c["theme"]), str(c["type"])) for c in codes],  # type: ignore[arg-type]
+                [Code(str(c["name"]), str(c["sub_theme"]), str(c["theme"]), _type(c["type"])) for c in codes],
                 origin=origin,
             )
         except (KeyError, TypeError) as exc:
-            raise LabelError(f"{origin}: field 'codebook': every code needs type, theme, sub_theme, name") from exc
+            raise LabelError(
+                f"{origin}: field 'codebook': every code needs type, theme, sub_theme, name"
+            ) from exc
         return cls(codebook)
+
+
+def _type(value: object) -> CodeType:
+    text = str(value)
+    if text not in CODE_TYPES:
+        raise LabelError(f"code type {text!r} is not issue or solution")
+    return text  # type: ignore[return-value]

@@ -21,7 +21,6 @@ constant head at its training share.
 from __future__ import annotations
 
 import json
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -120,8 +119,10 @@ class TaggerModel(ABC):
     def _check(self, texts: Sequence[str], Y: np.ndarray) -> np.ndarray:
         Y = np.asarray(Y)
         if Y.shape != (len(texts), len(self.space)):
-            raise TaggerModelError(f"{self.family}: labels of shape {Y.shape} for {len(texts)} texts and "
-                                   f"{len(self.space)} labels")
+            raise TaggerModelError(
+                f"{self.family}: labels of shape {Y.shape} for {len(texts)} texts and "
+                f"{len(self.space)} labels"
+            )
         return Y.astype(np.int64)
 
 
@@ -141,8 +142,9 @@ class LinearHeads:
         self.bias = bias
 
     @classmethod
-    def fit(cls, X: Any, Y: np.ndarray, *, C: float, class_weight: str, seed: int,
-            progress: bool = False) -> LinearHeads:
+    def fit(
+        cls, X: Any, Y: np.ndarray, *, C: float, class_weight: str, seed: int, progress: bool = False
+    ) -> LinearHeads:
         from sklearn.linear_model import LogisticRegression
         from tqdm.auto import tqdm
 
@@ -156,8 +158,9 @@ class LinearHeads:
             if positives == 0 or positives == len(y):
                 bias[j] = _logit(positives / max(len(y), 1))
                 continue
-            head = LogisticRegression(C=float(C), class_weight=weights, max_iter=2000, solver="liblinear",
-                                      random_state=int(seed))
+            head = LogisticRegression(
+                C=float(C), class_weight=weights, max_iter=2000, solver="liblinear", random_state=int(seed)
+            )
             head.fit(X, y)
             weight[j] = head.coef_[0]
             bias[j] = float(head.intercept_[0])
@@ -190,7 +193,9 @@ class LinearHeads:
 _ENCODERS: dict[tuple[str, int], Any] = {}
 
 
-def sentence_encoder(name: str, max_length: int, batch_size: int, *, progress: bool = False) -> Callable[[list[str]], np.ndarray]:
+def sentence_encoder(
+    name: str, max_length: int, batch_size: int, *, progress: bool = False
+) -> Callable[[list[str]], np.ndarray]:
     """A function embedding texts (L2-normalised float32) with the sentence encoder ``name``
     (``minilm``: the offline all-MiniLM-L6-v2), reading at most ``max_length`` tokens."""
     from secmine.detect.backbones import resolve_backbone
@@ -212,8 +217,13 @@ def sentence_encoder(name: str, max_length: int, batch_size: int, *, progress: b
         import torch
 
         with torch.inference_mode():
-            vectors = model.encode(texts, batch_size=int(batch_size), show_progress_bar=progress,
-                                   convert_to_numpy=True, normalize_embeddings=True)
+            vectors = model.encode(
+                texts,
+                batch_size=int(batch_size),
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     return encode
@@ -278,10 +288,18 @@ class TfidfLogReg(TaggerModel):
         Y = self._check(texts, Y)
         s = self.settings
         min_df = int(s.min_df) if len(texts) >= 10 * int(s.min_df) else 1  # tiny data keeps a vocabulary
-        self.vectoriser = TfidfVectorizer(lowercase=True, ngram_range=(1, int(s.ngram_max)), min_df=min_df,
-                                          sublinear_tf=True, max_features=int(s.max_features), dtype=np.float64)
+        self.vectoriser = TfidfVectorizer(
+            lowercase=True,
+            ngram_range=(1, int(s.ngram_max)),
+            min_df=min_df,
+            sublinear_tf=True,
+            max_features=int(s.max_features),
+            dtype=np.float64,
+        )
         X = self.vectoriser.fit_transform(list(texts))
-        self.heads = LinearHeads.fit(X, Y, C=s.C, class_weight=s.class_weight, seed=s.seed, progress=s.progress)
+        self.heads = LinearHeads.fit(
+            X, Y, C=s.C, class_weight=s.class_weight, seed=s.seed, progress=s.progress
+        )
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -317,8 +335,10 @@ def load_skops(path: Path) -> Any:
     untrusted = sorted(sio.get_untrusted_types(file=path))
     refused = [t for t in untrusted if t not in SKOPS_TRUSTED]
     if refused:
-        raise TaggerModelError(f"{path}: refusing to load untrusted type(s) {', '.join(refused)}; "
-                               "retrain the tagger (secmine train-tagger)")
+        raise TaggerModelError(
+            f"{path}: refusing to load untrusted type(s) {', '.join(refused)}; "
+            "retrain the tagger (secmine train-tagger)"
+        )
     return sio.load(path, trusted=untrusted)
 
 
@@ -333,8 +353,9 @@ class EmbedLogReg(TaggerModel):
     def fit(self, texts: Sequence[str], Y: np.ndarray) -> EmbedLogReg:
         Y = self._check(texts, Y)
         s = self.settings
-        self.heads = LinearHeads.fit(self.embedder(texts), Y, C=s.C, class_weight=s.class_weight, seed=s.seed,
-                                     progress=s.progress)
+        self.heads = LinearHeads.fit(
+            self.embedder(texts), Y, C=s.C, class_weight=s.class_weight, seed=s.seed, progress=s.progress
+        )
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -382,7 +403,10 @@ class ZeroShot(TaggerModel):
         if self.label_vectors is None:
             labels = [self.space.labels[i] for i in self._codes()]
             self.label_vectors = self.embedder(
-                [code_description(self.space, lab.type, lab.name, self.settings.descriptions) for lab in labels]
+                [
+                    code_description(self.space, lab.type, lab.name, self.settings.descriptions)
+                    for lab in labels
+                ]
             )
         return self
 
@@ -390,7 +414,9 @@ class ZeroShot(TaggerModel):
         if self.label_vectors is None:
             self.fit(list(texts), np.zeros((len(texts), len(self.space)), dtype=np.int64))
         assert self.label_vectors is not None
-        similarity = self.embedder(texts) @ self.label_vectors.T if len(texts) else np.zeros((0, len(self._codes())))
+        similarity = (
+            self.embedder(texts) @ self.label_vectors.T if len(texts) else np.zeros((0, len(self._codes())))
+        )
         out = np.zeros((len(texts), len(self.space)), dtype=np.float64)
         codes = self._codes()
         temperature = max(float(self.settings.zero_shot_temperature), 1e-6)
@@ -466,8 +492,12 @@ class FineTuned(TaggerModel):
         with quiet_transformers():
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=len(self.space), problem_type="multi_label_classification",
-                id2label=id2label, label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
+                path,
+                num_labels=len(self.space),
+                problem_type="multi_label_classification",
+                id2label=id2label,
+                label2id={v: k for k, v in id2label.items()},
+                ignore_mismatched_sizes=True,
             )
         if self.tokenizer.pad_token is None:
             raise TaggerModelError(f"backbone {s.backbone!r}: its tokenizer has no padding token")
@@ -479,15 +509,33 @@ class FineTuned(TaggerModel):
         cuda = torch.cuda.is_available()
         with tempfile.TemporaryDirectory(prefix="secmine-tagger-") as tmp, quiet_transformers():
             args = TrainingArguments(
-                output_dir=tmp, per_device_train_batch_size=int(s.batch_size), num_train_epochs=float(s.epochs),
-                learning_rate=float(s.learning_rate), weight_decay=float(s.weight_decay),
-                warmup_steps=float(s.warmup_ratio), lr_scheduler_type="linear", optim="adamw_torch", seed=s.seed,
-                data_seed=s.seed, save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none",
-                disable_tqdm=not s.progress, use_cpu=not cuda, fp16=bool(cuda),
-                train_sampling_strategy="group_by_length", dataloader_num_workers=0,
+                output_dir=tmp,
+                per_device_train_batch_size=int(s.batch_size),
+                num_train_epochs=float(s.epochs),
+                learning_rate=float(s.learning_rate),
+                weight_decay=float(s.weight_decay),
+                warmup_steps=float(s.warmup_ratio),
+                lr_scheduler_type="linear",
+                optim="adamw_torch",
+                seed=s.seed,
+                data_seed=s.seed,
+                save_strategy="no",
+                eval_strategy="no",
+                logging_strategy="no",
+                report_to="none",
+                disable_tqdm=not s.progress,
+                use_cpu=not cuda,
+                fp16=bool(cuda),
+                train_sampling_strategy="group_by_length",
+                dataloader_num_workers=0,
             )
-            trainer = Trainer(model=self.model, args=args, train_dataset=_ListDataset(items),
-                              data_collator=DataCollatorWithPadding(self.tokenizer), processing_class=self.tokenizer)
+            trainer = Trainer(
+                model=self.model,
+                args=args,
+                train_dataset=_ListDataset(items),
+                data_collator=DataCollatorWithPadding(self.tokenizer),
+                processing_class=self.tokenizer,
+            )
             trainer.train()
         self.model = trainer.model.eval()
         return self
@@ -499,9 +547,15 @@ class FineTuned(TaggerModel):
             raise TaggerModelError("finetune: predict before fit")
         s = self.settings
         scale = 8 if next(self.model.parameters()).device.type == "cuda" else 1
-        logits = predict_logits(self.model, self.tokenizer, list(texts), max_length=int(s.max_length),
-                                max_batch_size=int(s.eval_batch_size) * scale,
-                                max_tokens=int(s.max_tokens_per_batch) * scale, progress=s.progress)
+        logits = predict_logits(
+            self.model,
+            self.tokenizer,
+            list(texts),
+            max_length=int(s.max_length),
+            max_batch_size=int(s.eval_batch_size) * scale,
+            max_tokens=int(s.max_tokens_per_batch) * scale,
+            progress=s.progress,
+        )
         return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
     def save(self, directory: Path) -> None:
@@ -524,7 +578,9 @@ class FineTuned(TaggerModel):
             raise TaggerModelError(f"{path}: no config.json; not a saved fine-tuned tagger")
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         if len(config.get("id2label", {})) != len(space):
-            raise TaggerModelError(f"{path}/config.json: {len(config.get('id2label', {}))} labels, the card has {len(space)}")
+            raise TaggerModelError(
+                f"{path}/config.json: {len(config.get('id2label', {}))} labels, the card has {len(space)}"
+            )
         if settings.num_threads > 0:
             torch.set_num_threads(int(settings.num_threads))
         model = cls(space, settings)
@@ -543,7 +599,11 @@ DEFAULT_FAMILIES = "tfidf_logreg,embed_logreg,finetune,zero_shot"
 
 
 def parse_families(families: str | Sequence[str]) -> list[str]:
-    names = [f.strip() for f in families.split(",")] if isinstance(families, str) else [str(f).strip() for f in families]
+    names = (
+        [f.strip() for f in families.split(",")]
+        if isinstance(families, str)
+        else [str(f).strip() for f in families]
+    )
     names = [n for n in dict.fromkeys(names) if n]
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:

@@ -62,7 +62,9 @@ def order_sheet_by_uncertainty(
     sample = pd.read_csv(sample_path, dtype={"post_id": str, "id": str, "source": str}, keep_default_na=False)
     missing = [c for c in ("source", "post_id", "id", "url") if c not in sample.columns]
     if missing:
-        raise PPIError(f"{sample_path}, row 1: missing column(s) {', '.join(missing)} (a sample stage sample.csv)")
+        raise PPIError(
+            f"{sample_path}, row 1: missing column(s) {', '.join(missing)} (a sample stage sample.csv)"
+        )
     tagged = pd.read_parquet(tagged_path)
     if model_dir is not None and Path(model_dir).is_dir():
         from secmine.taxonomy.tagger import read_card
@@ -75,23 +77,34 @@ def order_sheet_by_uncertainty(
     position = {t: r for r, t in enumerate(ids)}
     absent = [t for t in sample["id"] if t not in position]
     if absent:
-        raise PPIError(f"{sample_path}: thread {absent[0]!r} has no prediction in {tagged_path} "
-                       f"({len(absent)} missing); run the tag stage on the same classified threads")
+        raise PPIError(
+            f"{sample_path}: thread {absent[0]!r} has no prediction in {tagged_path} "
+            f"({len(absent)} missing); run the tag stage on the same classified threads"
+        )
     columns = np.sort(np.concatenate([space.positions(level=lv) for lv in ESTIMATE_LEVELS]))
     scores = uncertainty(P[[position[t] for t in sample["id"]]], columns)
     ordered = sample.assign(uncertainty=np.round(scores, 6))
-    ordered = ordered.sort_values(["uncertainty", "source", "draw" if "draw" in ordered.columns else "post_id"],
-                                  ascending=[False, True, True], kind="stable").reset_index(drop=True)
+    ordered = ordered.sort_values(
+        ["uncertainty", "source", "draw" if "draw" in ordered.columns else "post_id"],
+        ascending=[False, True, True],
+        kind="stable",
+    ).reset_index(drop=True)
     ordered["uncertainty_rank"] = np.arange(1, len(ordered) + 1)
     ordered["random_sample"] = False
     write_csv(ordered, output_sample)
     target = Path(output_sample)
-    write_json(target.with_name(target.name.removesuffix(".csv") + DESIGN_SUFFIX), {
-        "random_sample": False, "order": ORDER, "from": Path(sample_path).as_posix(),
-        "tagged": Path(tagged_path).as_posix(),
-        "note": "a coding of this sheet is not a random sample of the security threads: the tag stage excludes "
-                "it from the sample shares and from PPI",
-    })
+    write_json(
+        target.with_name(target.name.removesuffix(".csv") + DESIGN_SUFFIX),
+        {
+            "random_sample": False,
+            "order": ORDER,
+            "from": Path(sample_path).as_posix(),
+            "tagged": Path(tagged_path).as_posix(),
+            "note": "a coding of this sheet is not a random sample of the security threads: "
+            "the tag stage excludes "
+            "it from the sample shares and from PPI",
+        },
+    )
     if output_sheet is not None:
         if texts is None:
             from secmine.analysis.data import thread_texts

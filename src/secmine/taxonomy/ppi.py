@@ -112,9 +112,13 @@ def ppi_intervals(
     Yhat = np.asarray(Yhat, dtype=np.float64).reshape(len(Yhat), -1)
     unl = np.asarray(Yhat_unlabeled, dtype=np.float64).reshape(len(Yhat_unlabeled), -1)
     if Y.shape != Yhat.shape or unl.shape[1] != Y.shape[1]:
-        raise PPIError(f"labels {Y.shape}, predictions {Yhat.shape} and unlabelled predictions {unl.shape} do not match")
+        raise PPIError(
+            f"labels {Y.shape}, predictions {Yhat.shape} and unlabelled predictions {unl.shape} do not match"
+        )
     if len(Y) < 2 or len(unl) < 2:
-        raise PPIError(f"PPI needs at least two labelled and two unlabelled rows (got {len(Y)} and {len(unl)})")
+        raise PPIError(
+            f"PPI needs at least two labelled and two unlabelled rows (got {len(Y)} and {len(unl)})"
+        )
     alpha = 1 - confidence
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -122,7 +126,10 @@ def ppi_intervals(
             lo, hi = ppi.ppi_mean_ci(Y, Yhat, unl, alpha=alpha, lam_optim_mode="element")
         else:
             lo, hi = ppi.ppi_mean_ci(Y, Yhat, unl, alpha=alpha, lam=1.0)
-        lo, hi = np.atleast_1d(np.asarray(lo, dtype=np.float64)).copy(), np.atleast_1d(np.asarray(hi, dtype=np.float64)).copy()
+        lo, hi = (
+            np.atleast_1d(np.asarray(lo, dtype=np.float64)).copy(),
+            np.atleast_1d(np.asarray(hi, dtype=np.float64)).copy(),
+        )
         bad = ~(np.isfinite(lo) & np.isfinite(hi))
         if bad.any():
             lo_b, hi_b = ppi.ppi_mean_ci(Y[:, bad], Yhat[:, bad], unl[:, bad], alpha=alpha, lam=1.0)
@@ -146,7 +153,9 @@ def ppi_or_wilson(
     Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
     n = len(Y)
     counts = Y.sum(axis=0)
-    estimate, low, high = ppi_intervals(Y, Yhat, Yhat_unlabeled, confidence=confidence, power_tuning=power_tuning)
+    estimate, low, high = ppi_intervals(
+        Y, Yhat, Yhat_unlabeled, confidence=confidence, power_tuning=power_tuning
+    )
     used = (counts >= min_positives) & (n - counts >= min_positives)
     w_lo, w_hi = wilson_intervals(counts, n, confidence)
     estimate = np.where(used, estimate, counts / n)
@@ -171,8 +180,13 @@ class SampleCheck:
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {"case": self.case, "valid_for_corpus": self.valid_for_corpus, "population": self.population,
-                "reason": self.reason, "coded_posts": 0 if self.coded is None else int(len(self.coded))}
+        return {
+            "case": self.case,
+            "valid_for_corpus": self.valid_for_corpus,
+            "population": self.population,
+            "reason": self.reason,
+            "coded_posts": 0 if self.coded is None else len(self.coded),
+        }
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -217,60 +231,117 @@ def check_coded_sample(
     (:func:`secmine.analysis.data.load_classified`); ``sample_params``: the ``sample`` stage's
     :class:`secmine.analysis.sampling.SampleParams` (default: its defaults)."""
     from secmine import config
-    from secmine.analysis.sampling import SampleParams, draw_sample, parse_strata, sample_plan, stratum_sources
+    from secmine.analysis.sampling import (
+        SampleParams,
+        draw_sample,
+        parse_strata,
+        sample_plan,
+        stratum_sources,
+    )
     from secmine.replication import CODED_FILE
 
     root = Path(replication_root) if replication_root is not None else config.replication_dir()
     if coded is None or str(coded).strip() in ("", "none"):
-        return SampleCheck("none", False, "", "no coding of this run's sample was given: code the sample stage's "
-                           "coding sheet (secmine coding-sheet, coding-agree, coding-resolve) and pass the resolved CSV")
+        return SampleCheck(
+            "none",
+            False,
+            "",
+            "no coding of this run's sample was given: code the sample stage's "
+            "coding sheet (secmine coding-sheet, coding-agree, coding-resolve) and pass the resolved CSV",
+        )
     paper = root / CODED_FILE
     coded_path = paper if str(coded).strip() == "replication" else Path(coded)
     if not coded_path.is_file():
-        raise PPIError(f"{coded_path}: coded sample not found (a resolved coding in the replication format "
-                       "source,id,issue,solution)")
-    if paper.is_file() and (coded_path.resolve() == paper.resolve() or file_sha256(coded_path) == file_sha256(paper)):
+        raise PPIError(
+            f"{coded_path}: coded sample not found (a resolved coding in the replication format "
+            "source,id,issue,solution)"
+        )
+    if paper.is_file() and (
+        coded_path.resolve() == paper.resolve() or file_sha256(coded_path) == file_sha256(paper)
+    ):
         posts, Y = _coded_matrix(paper, space)
         return SampleCheck(
-            "paper-sample", False, "the paper's security discussions (its crawl and classifier)",
-            "the replication package's coded posts are a random sample of the paper's population, not of this "
+            "paper-sample",
+            False,
+            "the paper's security discussions (its crawl and classifier)",
+            "the replication package's coded posts are a random sample of the paper's population, "
+            "not of this "
             "run's corpus (which also holds other threads): the sample share is reported for the paper's "
-            "population, PPI is not computed", posts, Y)
+            "population, PPI is not computed",
+            posts,
+            Y,
+        )
     posts, Y = _coded_matrix(coded_path, space)
     if sample_path is None or not Path(sample_path).is_file():
-        return SampleCheck("not-a-random-sample", False, "", f"{sample_path}: no sample.csv to check the coding "
-                           "against, so nothing shows the coded posts are a random draw", posts, Y)
+        return SampleCheck(
+            "not-a-random-sample",
+            False,
+            "",
+            f"{sample_path}: no sample.csv to check the coding "
+            "against, so nothing shows the coded posts are a random draw",
+            posts,
+            Y,
+        )
     import pandas as pd
 
     sample = pd.read_csv(sample_path, dtype={"post_id": str, "id": str, "source": str}, keep_default_na=False)
     missing = [c for c in ("source", "draw", "post_id", "id") if c not in sample.columns]
     if missing:
-        raise PPIError(f"{sample_path}, row 1: missing column(s) {', '.join(missing)} (a sample stage sample.csv)")
+        raise PPIError(
+            f"{sample_path}, row 1: missing column(s) {', '.join(missing)} (a sample stage sample.csv)"
+        )
     design = read_design(sample_path)
-    marked = "random_sample" in sample.columns and (~sample["random_sample"].astype(str).str.lower().isin(["true", "1"])).any()
+    marked = (
+        "random_sample" in sample.columns
+        and (~sample["random_sample"].astype(str).str.lower().isin(["true", "1"])).any()
+    )
     if marked or design.get("random_sample") is False:
-        return SampleCheck("uncertainty-ordered", False, "", f"{sample_path} is marked as not a random sample "
-                           f"({design.get('order', 'ordered by the tagger')}): posts coded from it are excluded from "
-                           "PPI and from the sample shares", posts, Y)
+        return SampleCheck(
+            "uncertainty-ordered",
+            False,
+            "",
+            f"{sample_path} is marked as not a random sample "
+            f"({design.get('order', 'ordered by the tagger')}): posts coded from it are excluded from "
+            "PPI and from the sample shares",
+            posts,
+            Y,
+        )
     params = sample_params or SampleParams()
     if classified is None:
-        raise PPIError("checking a run's coded sample needs the run's classified threads (classified.parquet)")
+        raise PPIError(
+            "checking a run's coded sample needs the run's classified threads (classified.parquet)"
+        )
     strata = parse_strata(params.strata)
     security = classified[classified["label"] == 1]
-    plan = sample_plan(security, strata, confidence=params.confidence, margin=params.margin,
-                       proportion=params.proportion)
+    plan = sample_plan(
+        security, strata, confidence=params.confidence, margin=params.margin, proportion=params.proportion
+    )
     redrawn = draw_sample(security, plan, params.seed)
     if redrawn["id"].astype(str).tolist() != sample["id"].astype(str).tolist():
-        return SampleCheck("not-a-random-sample", False, "", f"{sample_path} is not the seeded draw the sample "
-                           f"parameters (seed {params.seed}, strata {params.strata!r}) give on this run's classified "
-                           "threads (the corpus or the classifier changed since): rerun the sample stage and code "
-                           "the new sheet", posts, Y)
+        return SampleCheck(
+            "not-a-random-sample",
+            False,
+            "",
+            f"{sample_path} is not the seeded draw the sample "
+            f"parameters (seed {params.seed}, strata {params.strata!r}) give on this run's classified "
+            "threads (the corpus or the classifier changed since): rerun the sample stage and code "
+            "the new sheet",
+            posts,
+            Y,
+        )
     key = sample.set_index(["source", "post_id"])
     coded_keys = list(zip(posts["source"], posts["post_id"]))
     outside = [k for k in coded_keys if k not in key.index]
     if outside:
-        return SampleCheck("not-a-random-sample", False, "", f"{coded_path}: post {outside[0][1]!r} ({outside[0][0]}) "
-                           f"is not in {sample_path}; {len(outside)} coded post(s) were not drawn", posts, Y)
+        return SampleCheck(
+            "not-a-random-sample",
+            False,
+            "",
+            f"{coded_path}: post {outside[0][1]!r} ({outside[0][0]}) "
+            f"is not in {sample_path}; {len(outside)} coded post(s) were not drawn",
+            posts,
+            Y,
+        )
     stratum_of = {src: name for name in strata for src in stratum_sources(name)}
     posts["stratum"] = [stratum_of.get(s, s) for s in posts["source"]]
     posts["thread_id"] = [str(key.loc[k, "id"]) for k in coded_keys]
@@ -281,20 +352,36 @@ def check_coded_sample(
         total = int((sample["source"].map(stratum_of) == name).sum())
         if draws != list(range(1, len(draws) + 1)):
             gap = next(i for i, d in enumerate(draws, start=1) if d != i)
-            return SampleCheck("not-a-random-sample", False, "", f"{coded_path}: in stratum {name!r} the coded posts are "
-                               f"not the first {len(draws)} drawn (draw {gap} is not coded): code posts in the order "
-                               "of drawing, or all of them", posts, Y)
+            return SampleCheck(
+                "not-a-random-sample",
+                False,
+                "",
+                f"{coded_path}: in stratum {name!r} the coded posts are "
+                f"not the first {len(draws)} drawn (draw {gap} is not coded): code posts in the order "
+                "of drawing, or all of them",
+                posts,
+                Y,
+            )
         if draws:
             notes.append(f"{name}: the first {len(draws)} of {total} drawn posts are coded")
-    return SampleCheck("run-sample", True, "this run's security threads (classify stage)",
-                       "a resolved coding of the sample stage's seeded draw from this run's security threads, coded "
-                       "in the order of drawing: a random sample of each stratum", posts, Y, notes)
+    return SampleCheck(
+        "run-sample",
+        True,
+        "this run's security threads (classify stage)",
+        "a resolved coding of the sample stage's seeded draw from this run's security threads, coded "
+        "in the order of drawing: a random sample of each stratum",
+        posts,
+        Y,
+        notes,
+    )
 
 
 # -- the three estimates -----------------------------------------------------------------------
 
 
-def wide_predictions(tagged: pd.DataFrame, space: LabelSpace, value: str = "probability") -> tuple[list[str], np.ndarray]:
+def wide_predictions(
+    tagged: pd.DataFrame, space: LabelSpace, value: str = "probability"
+) -> tuple[list[str], np.ndarray]:
     """``(thread ids, matrix)`` of a long tagged frame (``id, type, level, label, <value>``)."""
     from secmine.taxonomy.labels import label_key
 
@@ -362,37 +449,72 @@ def prevalence_estimates(
             mask = (check.coded["stratum"] == name).to_numpy()
             positions = [index.get(str(t)) for t in check.coded.loc[mask, "thread_id"]]
             if any(p is None for p in positions):
-                raise PPIError("a coded post of the run's sample is not among the tagged security threads; tag again")
+                raise PPIError(
+                    "a coded post of the run's sample is not among the tagged security threads; tag again"
+                )
             n_c = int(mask.sum())
             if n_c >= 2 and N >= 2:
                 source = P if ppi_input == "probability" else H
                 c_share, c_lo, c_hi, used = ppi_or_wilson(
-                    check.Y[mask][:, columns], source[positions][:, columns], source[in_stratum][:, columns],
-                    confidence=confidence, power_tuning=power_tuning, min_positives=min_positives)
-                c_method = np.where(used, "ppi", f"wilson (fewer than {min_positives} coded posts with or without)")
+                    check.Y[mask][:, columns],
+                    source[positions][:, columns],
+                    source[in_stratum][:, columns],
+                    confidence=confidence,
+                    power_tuning=power_tuning,
+                    min_positives=min_positives,
+                )
+                c_method = np.where(
+                    used, "ppi", f"wilson (fewer than {min_positives} coded posts with or without)"
+                )
         for i, j in enumerate(columns):
-            rows.append({
-                "type": frame.loc[j, "type"], "level": frame.loc[j, "level"], "label": frame.loc[j, "label"],
-                "stratum": name, "threads": N,
-                "coded_posts": n_a, "sample_share": a_share[i], "sample_lo": a_lo[i], "sample_hi": a_hi[i],
-                "plugin_share": plugin[i],
-                "ppi_coded_posts": n_c, "ppi_share": c_share[i], "ppi_lo": c_lo[i], "ppi_hi": c_hi[i],
-                "ppi_method": c_method[i],
-            })
+            rows.append(
+                {
+                    "type": frame.loc[j, "type"],
+                    "level": frame.loc[j, "level"],
+                    "label": frame.loc[j, "label"],
+                    "stratum": name,
+                    "threads": N,
+                    "coded_posts": n_a,
+                    "sample_share": a_share[i],
+                    "sample_lo": a_lo[i],
+                    "sample_hi": a_hi[i],
+                    "plugin_share": plugin[i],
+                    "ppi_coded_posts": n_c,
+                    "ppi_share": c_share[i],
+                    "ppi_lo": c_lo[i],
+                    "ppi_hi": c_hi[i],
+                    "ppi_method": c_method[i],
+                }
+            )
     table = pd.DataFrame(rows).round(DIGITS)
-    sample_population = (check.population if check.valid_for_corpus else (paper.population if paper else ""))
-    validity = pd.DataFrame([
-        {"estimate": "(a) sample share, Wilson interval", "population": sample_population or "none",
-         "valid": bool(sample_source is not None and sample_source.coded is not None),
-         "why": (check.reason if check.valid_for_corpus else
-                 (paper.reason if paper is not None else check.reason))},
-        {"estimate": "(b) plug-in share of the tagger's predictions", "population": "this run's security threads",
-         "valid": False, "why": "a point estimate without a valid interval: it carries the tagger's errors "
-                                "(see the tagger's per-label precision and recall)"},
-        {"estimate": "(c) prediction-powered inference", "population":
-            check.population if check.valid_for_corpus else "none", "valid": bool(check.valid_for_corpus),
-         "why": check.reason},
-    ])
+    sample_population = check.population if check.valid_for_corpus else (paper.population if paper else "")
+    validity = pd.DataFrame(
+        [
+            {
+                "estimate": "(a) sample share, Wilson interval",
+                "population": sample_population or "none",
+                "valid": bool(sample_source is not None and sample_source.coded is not None),
+                "why": (
+                    check.reason
+                    if check.valid_for_corpus
+                    else (paper.reason if paper is not None else check.reason)
+                ),
+            },
+            {
+                "estimate": "(b) plug-in share of the tagger's predictions",
+                "population": "this run's security threads",
+                "valid": False,
+                "why": "a point estimate without a valid interval: it carries the tagger's errors "
+                "(see the tagger's per-label precision and recall)",
+            },
+            {
+                "estimate": "(c) prediction-powered inference",
+                "population": check.population if check.valid_for_corpus else "none",
+                "valid": bool(check.valid_for_corpus),
+                "why": check.reason,
+            },
+        ]
+    )
     return table, validity
 
 
@@ -453,8 +575,10 @@ def coverage_study(
     dropped = [int(n) for n in n_values if int(n) not in kept]
     notes = []
     if dropped:
-        notes.append(f"n = {', '.join(map(str, dropped))} dropped: {total} coded posts leave fewer than "
-                     f"{min_remainder} uncoded (the cap is n <= {total - min_remainder})")
+        notes.append(
+            f"n = {', '.join(map(str, dropped))} dropped: {total} coded posts leave fewer than "
+            f"{min_remainder} uncoded (the cap is n <= {total - min_remainder})"
+        )
     if not kept:
         raise PPIError(f"no n of {list(n_values)} fits {total} coded posts with {min_remainder} left uncoded")
     y, f = Y[:, columns], Yhat[:, columns]
@@ -472,8 +596,14 @@ def coverage_study(
             truth = y[rem].mean(axis=0)
             counts = y[lab].sum(axis=0)
             lo, hi = wilson_intervals(counts, n, confidence)
-            est, plo, phi, used = ppi_or_wilson(y[lab], f[lab], f[rem], confidence=confidence,
-                                                power_tuning=power_tuning, min_positives=min_positives)
+            _, plo, phi, used = ppi_or_wilson(
+                y[lab],
+                f[lab],
+                f[rem],
+                confidence=confidence,
+                power_tuning=power_tuning,
+                min_positives=min_positives,
+            )
             share = counts / n
             alo, ahi = wilson_intervals(share * n / widen**2, n / widen**2, confidence)
             mid, half = (plo + phi) / 2, (phi - plo) / 2 * widen
@@ -489,23 +619,39 @@ def coverage_study(
             stats["used"] += used
         for i, j in enumerate(columns):
             label = space.labels[j]
-            rows.append({"n": n, "type": label.type, "level": label.level, "label": label.name,
-                         "prevalence": float(y[:, i].mean()),
-                         "coverage_classical": stats["cc"][i] / repeats, "coverage_ppi": stats["cp"][i] / repeats,
-                         "coverage_classical_unadjusted": stats["rc"][i] / repeats,
-                         "coverage_ppi_unadjusted": stats["rp"][i] / repeats,
-                         "width_classical": stats["wc"][i] / repeats, "width_ppi": stats["wp"][i] / repeats,
-                         "ppi_share_of_splits": stats["used"][i] / repeats})
+            rows.append(
+                {
+                    "n": n,
+                    "type": label.type,
+                    "level": label.level,
+                    "label": label.name,
+                    "prevalence": float(y[:, i].mean()),
+                    "coverage_classical": stats["cc"][i] / repeats,
+                    "coverage_ppi": stats["cp"][i] / repeats,
+                    "coverage_classical_unadjusted": stats["rc"][i] / repeats,
+                    "coverage_ppi_unadjusted": stats["rp"][i] / repeats,
+                    "width_classical": stats["wc"][i] / repeats,
+                    "width_ppi": stats["wp"][i] / repeats,
+                    "ppi_share_of_splits": stats["used"][i] / repeats,
+                }
+            )
     detail = pd.DataFrame(rows)
-    detail["width_ratio"] = detail["width_ppi"] / detail["width_classical"].where(detail["width_classical"] > 0)
+    detail["width_ratio"] = detail["width_ppi"] / detail["width_classical"].where(
+        detail["width_classical"] > 0
+    )
     headline = (
         detail.groupby("n", sort=True)
-        .agg(labels=("label", "size"), coverage_classical=("coverage_classical", "mean"),
-             coverage_classical_min=("coverage_classical", "min"), coverage_ppi=("coverage_ppi", "mean"),
-             coverage_ppi_min=("coverage_ppi", "min"),
-             coverage_classical_unadjusted=("coverage_classical_unadjusted", "mean"),
-             coverage_ppi_unadjusted=("coverage_ppi_unadjusted", "mean"), width_classical=("width_classical", "mean"),
-             width_ppi=("width_ppi", "mean"))
+        .agg(
+            labels=("label", "size"),
+            coverage_classical=("coverage_classical", "mean"),
+            coverage_classical_min=("coverage_classical", "min"),
+            coverage_ppi=("coverage_ppi", "mean"),
+            coverage_ppi_min=("coverage_ppi", "min"),
+            coverage_classical_unadjusted=("coverage_classical_unadjusted", "mean"),
+            coverage_ppi_unadjusted=("coverage_ppi_unadjusted", "mean"),
+            width_classical=("width_classical", "mean"),
+            width_ppi=("width_ppi", "mean"),
+        )
         .reset_index()
     )
     headline["width_ratio"] = headline["width_ppi"] / headline["width_classical"]
@@ -514,22 +660,38 @@ def coverage_study(
     headline["ppi_holds"] = headline["coverage_ppi"] >= target_coverage
     below = detail[detail["coverage_ppi"] < target_coverage]
     if len(below):
-        notes.append(f"{below['label'].nunique()} label(s) fall below {target_coverage:.2f} PPI coverage at some n "
-                     "(rare labels: few positives among the coded posts): "
-                     + "; ".join(f"{r.label} at n={r.n} ({r.coverage_ppi:.3f}, prevalence {r.prevalence:.3f})"
-                                 for r in below.sort_values(["n", "label"]).head(12).itertuples()))
+        notes.append(
+            f"{below['label'].nunique()} label(s) fall below {target_coverage:.2f} PPI coverage at some n "
+            "(rare labels: few positives among the coded posts): "
+            + "; ".join(
+                f"{r.label} at n={r.n} ({r.coverage_ppi:.3f}, prevalence {r.prevalence:.3f})"
+                for r in below.sort_values(["n", "label"]).head(12).itertuples()
+            )
+        )
     needed = _needed_sample_size(y, f, space, columns, paper_n=paper_n, population_size=population_size, z=z)
     finite = needed["n_ppi"].replace([np.inf], np.nan).dropna()
     metrics: dict[str, Any] = {
-        "coded_posts": total, "repeats": repeats, "seed": seed, "confidence": confidence,
-        "n_values": kept, "dropped_n": dropped, "target_coverage": target_coverage,
+        "coded_posts": total,
+        "repeats": repeats,
+        "seed": seed,
+        "confidence": confidence,
+        "n_values": kept,
+        "dropped_n": dropped,
+        "target_coverage": target_coverage,
         "headline": headline.round(DIGITS).to_dict(orient="records"),
-        "paper_n": paper_n, "population_size": population_size,
+        "paper_n": paper_n,
+        "population_size": population_size,
         "median_n_ppi_for_paper_precision": float(finite.median()) if len(finite) else None,
         "notes": notes,
     }
-    return CoverageResult(detail.round(DIGITS), headline.round(DIGITS), needed.round(DIGITS), metrics,
-                          coverage_figure(headline, target_coverage), notes)
+    return CoverageResult(
+        detail.round(DIGITS),
+        headline.round(DIGITS),
+        needed.round(DIGITS),
+        metrics,
+        coverage_figure(headline, target_coverage),
+        notes,
+    )
 
 
 def _z(confidence: float) -> float:
@@ -538,8 +700,16 @@ def _z(confidence: float) -> float:
     return float(norm.ppf(1 - (1 - confidence) / 2))
 
 
-def _needed_sample_size(y: np.ndarray, f: np.ndarray, space: LabelSpace, columns: np.ndarray, *, paper_n: int,
-                        population_size: int, z: float) -> pd.DataFrame:
+def _needed_sample_size(
+    y: np.ndarray,
+    f: np.ndarray,
+    space: LabelSpace,
+    columns: np.ndarray,
+    *,
+    paper_n: int,
+    population_size: int,
+    z: float,
+) -> pd.DataFrame:
     """Per label, the coded posts PPI needs for the width the paper's ``paper_n`` posts give a
     classical interval, predictions on ``population_size`` threads: with the PPI++ weight
     lambda = cov(Y, f) / var(f) (clipped to [0, 1]), the PPI variance is var(Y - lambda f) / n +
@@ -555,10 +725,21 @@ def _needed_sample_size(y: np.ndarray, f: np.ndarray, space: LabelSpace, columns
         var_rect = float((yi - lam * fi).var())
         target = var_y / paper_n
         room = target - lam**2 * var_f / population_size
-        n_ppi = math.ceil(var_rect / room) if room > 0 and var_rect > 0 else (0 if var_rect == 0 else math.inf)
-        rows.append({"type": label.type, "level": label.level, "label": label.name, "prevalence": float(yi.mean()),
-                     "paper_width": 2 * z * math.sqrt(target), "lambda": lam,
-                     "n_ppi": float(n_ppi), "share_of_paper_n": float(n_ppi) / paper_n})
+        n_ppi = (
+            math.ceil(var_rect / room) if room > 0 and var_rect > 0 else (0 if var_rect == 0 else math.inf)
+        )
+        rows.append(
+            {
+                "type": label.type,
+                "level": label.level,
+                "label": label.name,
+                "prevalence": float(yi.mean()),
+                "paper_width": 2 * z * math.sqrt(target),
+                "lambda": lam,
+                "n_ppi": float(n_ppi),
+                "share_of_paper_n": float(n_ppi) / paper_n,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -577,7 +758,15 @@ def coverage_figure(headline: pd.DataFrame, target: float = 0.93) -> Figure:
     left.axhline(target, color="tab:red", lw=0.8, ls=":", label=f"{target:.2f}")
     left.set_xlabel("hand-coded posts n")
     left.set_ylabel("coverage of the uncoded remainder's share")
-    left.set_ylim(max(0.0, min(0.8, float(np.nanmin(headline[["coverage_ppi_min", "coverage_classical"]].to_numpy())) - 0.02)), 1.0)
+    left.set_ylim(
+        max(
+            0.0,
+            min(
+                0.8, float(np.nanmin(headline[["coverage_ppi_min", "coverage_classical"]].to_numpy())) - 0.02
+            ),
+        ),
+        1.0,
+    )
     left.legend(fontsize=7, frameon=False)
     right.plot(n, headline["width_ratio"], "d-", color="tab:green")
     right.axhline(1.0, color="black", lw=0.8, ls="--")

@@ -106,19 +106,30 @@ def tag_security_threads(
 # -- plug-in prevalence ------------------------------------------------------------------------
 
 
-def _shares(frame: pd.DataFrame, H: np.ndarray, space: LabelSpace, by: list[str], columns: np.ndarray) -> pd.DataFrame:
+def _shares(
+    frame: pd.DataFrame, H: np.ndarray, space: LabelSpace, by: list[str], columns: np.ndarray
+) -> pd.DataFrame:
     import pandas as pd
 
     labels = space.frame()
     rows = []
-    groups = [(k if isinstance(k, tuple) else (k,), idx) for k, idx in frame.groupby(by, sort=True).indices.items()]
+    groups = [
+        (k if isinstance(k, tuple) else (k,), idx) for k, idx in frame.groupby(by, sort=True).indices.items()
+    ]
     for key, idx in groups:
         part = H[idx][:, columns]
         for i, j in enumerate(columns):
-            rows.append(dict(zip(by, key)) | {"type": labels.loc[j, "type"], "level": labels.loc[j, "level"],
-                                               "label": labels.loc[j, "label"], "threads": len(idx),
-                                               "predicted_threads": int(part[:, i].sum()),
-                                               "share": float(part[:, i].mean()) if len(idx) else np.nan})
+            rows.append(
+                dict(zip(by, key))
+                | {
+                    "type": labels.loc[j, "type"],
+                    "level": labels.loc[j, "level"],
+                    "label": labels.loc[j, "label"],
+                    "threads": len(idx),
+                    "predicted_threads": int(part[:, i].sum()),
+                    "share": float(part[:, i].mean()) if len(idx) else np.nan,
+                }
+            )
     return pd.DataFrame(rows).round(DIGITS)
 
 
@@ -139,14 +150,18 @@ def predicted_prevalence(
     dated = created.notna().to_numpy()
     if dated.any():
         periods = created[dated].dt.tz_localize(None).dt.to_period(period).astype(str).to_numpy()
-        by_time = _shares(frame[dated].assign(period=periods).reset_index(drop=True), H[dated], space, ["period"], themes)
+        by_time = _shares(
+            frame[dated].assign(period=periods).reset_index(drop=True), H[dated], space, ["period"], themes
+        )
         tables["tag_prevalence_time"] = by_time
     counts = frame.groupby(["platform", "repo"]).size().sort_values(ascending=False, kind="stable")
     top = counts.head(top_repos).index
     keep = pd.MultiIndex.from_frame(frame[["platform", "repo"]]).isin(top)
     by_repo = _shares(frame[keep].reset_index(drop=True), H[keep], space, ["platform", "repo"], themes)
     by_repo["_o"] = [list(top).index((p, r)) for p, r in zip(by_repo["platform"], by_repo["repo"])]
-    tables["tag_prevalence_repo"] = by_repo.sort_values(["_o", "type", "label"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    tables["tag_prevalence_repo"] = (
+        by_repo.sort_values(["_o", "type", "label"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    )
     figures = {"tag_prevalence_platform": _platform_figure(tables["tag_prevalence_platform"])}
     if "tag_prevalence_time" in tables:
         figures["tag_prevalence_time"] = _time_figure(tables["tag_prevalence_time"])
@@ -166,7 +181,12 @@ def _platform_figure(table: pd.DataFrame) -> Figure:
         labels = list(dict.fromkeys(rows["label"]))
         width = 0.8 / max(len(sources), 1)
         for i, source in enumerate(sources):
-            values = rows[rows["source"] == source].set_index("label").reindex(labels)["share"].to_numpy(dtype=float)
+            values = (
+                rows[rows["source"] == source]
+                .set_index("label")
+                .reindex(labels)["share"]
+                .to_numpy(dtype=float)
+            )
             ax.bar(np.arange(len(labels)) + (i - (len(sources) - 1) / 2) * width, values, width, label=source)
         ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right", fontsize=8)
         ax.set_title(f"{code_type} themes")
@@ -202,7 +222,9 @@ def _repo_figure(table: pd.DataFrame) -> Figure:
     table = table.assign(column=table["type"] + ": " + table["label"])
     repos = list(dict.fromkeys(table["repo"]))
     columns = list(dict.fromkeys(table["column"]))
-    grid = table.pivot_table(index="repo", columns="column", values="share", sort=False).reindex(index=repos, columns=columns)
+    grid = table.pivot_table(index="repo", columns="column", values="share", sort=False).reindex(
+        index=repos, columns=columns
+    )
     fig = Figure(figsize=(9.0, 0.32 * len(repos) + 2.2))
     ax = fig.subplots()
     image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=1)
@@ -228,9 +250,11 @@ def estimates_figure(table: pd.DataFrame) -> Figure:
             y = np.arange(len(rows))[::-1]
             for offset, (share, lo, hi, name, marker) in zip(
                 (0.2, 0.0, -0.2),
-                (("sample_share", "sample_lo", "sample_hi", "(a) coded sample, Wilson", "o"),
-                 ("plugin_share", None, None, "(b) plug-in (no valid interval)", "x"),
-                 ("ppi_share", "ppi_lo", "ppi_hi", "(c) PPI", "s")),
+                (
+                    ("sample_share", "sample_lo", "sample_hi", "(a) coded sample, Wilson", "o"),
+                    ("plugin_share", None, None, "(b) plug-in (no valid interval)", "x"),
+                    ("ppi_share", "ppi_lo", "ppi_hi", "(c) PPI", "s"),
+                ),
             ):
                 values = rows[share].to_numpy(dtype=float)
                 if np.isnan(values).all():
@@ -260,9 +284,9 @@ def run_coverage(
 ) -> Any:
     """The coverage study (:func:`secmine.taxonomy.ppi.coverage_study`) on the out-of-fold
     predictions saved with the tagger in ``model_dir``."""
+    from secmine.taxonomy.labels import LabelSpace
     from secmine.taxonomy.ppi import coverage_study
     from secmine.taxonomy.tagger import read_card
-    from secmine.taxonomy.labels import LabelSpace
 
     params = params or TagParams()
     card = read_card(model_dir)
@@ -270,15 +294,25 @@ def run_coverage(
     Y, P, H = oof_matrices(read_oof(model_dir), space)
     n_values = [int(v) for v in str(params.coverage_n).split(",") if v.strip()]
     return coverage_study(
-        Y, P if params.ppi_input == "probability" else H.astype(np.float64), space, n_values=n_values,
-        repeats=int(params.coverage_repeats), seed=int(params.coverage_seed), confidence=float(params.confidence),
-        min_remainder=int(params.coverage_min_remainder), power_tuning=bool(params.power_tuning),
-        paper_n=int(params.paper_coded_posts), population_size=int(params.paper_population),
-        min_positives=int(params.min_positives), progress=progress,
+        Y,
+        P if params.ppi_input == "probability" else H.astype(np.float64),
+        space,
+        n_values=n_values,
+        repeats=int(params.coverage_repeats),
+        seed=int(params.coverage_seed),
+        confidence=float(params.confidence),
+        min_remainder=int(params.coverage_min_remainder),
+        power_tuning=bool(params.power_tuning),
+        paper_n=int(params.paper_coded_posts),
+        population_size=int(params.paper_population),
+        min_positives=int(params.min_positives),
+        progress=progress,
     )
 
 
-def _paper_sample(space: LabelSpace, replication_root: str | os.PathLike[str] | None, notes: list[str]) -> Any:
+def _paper_sample(
+    space: LabelSpace, replication_root: str | os.PathLike[str] | None, notes: list[str]
+) -> Any:
     """The replication package's coded posts as a sample of the paper's population, when the
     package is there and the tagger uses its codebook; else ``None`` with a note."""
     from secmine import config
@@ -294,8 +328,11 @@ def _paper_sample(space: LabelSpace, replication_root: str | os.PathLike[str] | 
     if not same:
         from secmine.taxonomy.data import shown_path
 
-        notes.append(f"{shown_path(root)}: no replication package with the tagger's codebook, so no sample share for the "
-                     "paper's population")
+        notes.append(
+            f"{shown_path(root)}: no replication package with the tagger's codebook, "
+            "so no sample share for the "
+            "paper's population"
+        )
         return None
     return check_coded_sample("replication", space, sample_path=None, classified=None, replication_root=root)
 
@@ -330,24 +367,45 @@ def run_tag(
     params = params or TagParams()
     sample_params = sample_params or SampleParams()
     tagger = Tagger.load(model_dir, num_threads=params.num_threads)
-    frame = check_classified(classified, where="classified frame") if classified is not None else load_classified(classified_path)
+    frame = (
+        check_classified(classified, where="classified frame")
+        if classified is not None
+        else load_classified(classified_path)
+    )
     security = frame[frame["label"] == 1].reset_index(drop=True)
-    threads = corpus if corpus is not None else load_threads(corpus_path, columns=["id", "title", "body", "comments"])
-    threads = threads[threads["id"].isin(set(security["id"]))].set_index("id").reindex(security["id"]).reset_index()
+    threads = (
+        corpus
+        if corpus is not None
+        else load_threads(corpus_path, columns=["id", "title", "body", "comments"])
+    )
+    threads = (
+        threads[threads["id"].isin(set(security["id"]))].set_index("id").reindex(security["id"]).reset_index()
+    )
     if threads["title"].isna().any():
         missing = threads.loc[threads["title"].isna(), "id"].iloc[0]
-        raise ValueError(f"{corpus_path}: security thread {missing!r} of {classified_path} is not in the corpus; "
-                         "rerun the classify stage on this corpus")
+        raise ValueError(
+            f"{corpus_path}: security thread {missing!r} of {classified_path} is not in the corpus; "
+            "rerun the classify stage on this corpus"
+        )
     texts = frame_texts(threads, tagger.max_chars)
     oof = read_oof(model_dir)
-    tagged, P, H = tag_security_threads(tagger, security, texts, oof=oof, chunk_size=params.chunk_size,
-                                        progress=progress)
+    tagged, P, H = tag_security_threads(
+        tagger, security, texts, oof=oof, chunk_size=params.chunk_size, progress=progress
+    )
     result = TagResult(tagged=tagged)
-    tables, figures = predicted_prevalence(security, H, tagger.space, top_repos=params.top_repos, period=params.period)
+    tables, figures = predicted_prevalence(
+        security, H, tagger.space, top_repos=params.top_repos, period=params.period
+    )
     result.tables.update(tables)
     result.figures.update(figures)
-    check = check_coded_sample(params.coded_sample, tagger.space, sample_path=sample_path, classified=frame,
-                               sample_params=sample_params, replication_root=replication_root)
+    check = check_coded_sample(
+        params.coded_sample,
+        tagger.space,
+        sample_path=sample_path,
+        classified=frame,
+        sample_params=sample_params,
+        replication_root=replication_root,
+    )
     paper = _paper_sample(tagger.space, replication_root, result.notes)
     if paper is not None and paper.coded is not None:
         from secmine.analysis.sampling import stratum_sources
@@ -356,9 +414,18 @@ def run_tag(
         stratum_of = {src: name for name in strata for src in stratum_sources(name)}
         paper.coded = paper.coded.assign(stratum=[stratum_of.get(s, s) for s in paper.coded["source"]])
     estimates, validity = prevalence_estimates(
-        security[["id", "source"]], P, H, tagger.space, check, strata=parse_strata(sample_params.strata), paper=paper,
-        confidence=params.confidence, ppi_input=params.ppi_input, power_tuning=params.power_tuning,
-        min_positives=params.min_positives)
+        security[["id", "source"]],
+        P,
+        H,
+        tagger.space,
+        check,
+        strata=parse_strata(sample_params.strata),
+        paper=paper,
+        confidence=params.confidence,
+        ppi_input=params.ppi_input,
+        power_tuning=params.power_tuning,
+        min_positives=params.min_positives,
+    )
     result.tables["taxonomy_prevalence"] = estimates
     result.tables["taxonomy_prevalence_validity"] = validity
     result.figures["taxonomy_prevalence"] = estimates_figure(estimates)
@@ -368,19 +435,29 @@ def run_tag(
         result.tables["ppi_coverage_labels"] = coverage.detail
         result.tables["ppi_sample_size"] = coverage.sample_size
         result.figures["ppi_coverage"] = coverage.figure
-    notes = result.notes + [f"{int((tagged.drop_duplicates('id')['prediction'] == 'out_of_fold').sum())} of {len(security)} "
-             "security threads are coded posts the tagger was trained on: their predictions are out of fold"]
+    out_of_fold = int((tagged.drop_duplicates("id")["prediction"] == "out_of_fold").sum())
+    notes = [
+        *result.notes,
+        (
+            f"{out_of_fold} of {len(security)} security threads are coded posts the tagger was trained on: "
+            "their predictions are out of fold"
+        ),
+    ]
     notes.append(f"coded sample: {check.case}: {check.reason}")
     notes += check.notes + (coverage.notes if coverage is not None else [])
     result.notes = notes
     overall = tables["tag_prevalence_platform"]
     overall = overall[(overall["source"] == "all") & (overall["level"] == "theme")]
     result.metrics = {
-        "tagger": tagger.family, "codebook_version": tagger.space.version, "security_threads": len(security),
+        "tagger": tagger.family,
+        "codebook_version": tagger.space.version,
+        "security_threads": len(security),
         "out_of_fold_threads": int((tagged.drop_duplicates("id")["prediction"] == "out_of_fold").sum()),
         "predicted_theme_share": {f"{r.type}|{r.label}": r.share for r in overall.itertuples()},
-        "coded_sample": check.describe(), "params": asdict(params),
-        "coverage": coverage.metrics if coverage is not None else None, "notes": notes,
+        "coded_sample": check.describe(),
+        "params": asdict(params),
+        "coverage": coverage.metrics if coverage is not None else None,
+        "notes": notes,
     }
     if write:
         write_parquet(tagged, output)

@@ -76,7 +76,9 @@ class Tagger:
                 "settings": self.model.settings.to_dict(),
                 "codebook": self.space.to_json(),
                 "codebook_version": self.space.version,
-                "labels": self.space.frame()[["key", "type", "level", "label", "parent"]].to_dict(orient="records"),
+                "labels": self.space.frame()[["key", "type", "level", "label", "parent"]].to_dict(
+                    orient="records"
+                ),
                 "thresholds": {k: round(float(t), DIGITS) for k, t in zip(self.space.keys, self.thresholds)},
             }
         )
@@ -89,15 +91,23 @@ class Tagger:
         return Path(directory)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, num_threads: int | None = None,
-             progress: bool | None = None, embedding_cache: str | None = None) -> Tagger:
+    def load(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        num_threads: int | None = None,
+        progress: bool | None = None,
+        embedding_cache: str | None = None,
+    ) -> Tagger:
         """A saved tagger; ``embedding_cache`` overrides the card's embedding cache folder ("" = in
         memory only)."""
         card = read_card(directory)
         space = LabelSpace.from_json(card["codebook"], origin=str(Path(directory) / CARD_FILE))
         if space.version != card.get("codebook_version"):
-            raise TaggerModelError(f"{Path(directory) / CARD_FILE}: field 'codebook_version' "
-                                   f"{card.get('codebook_version')!r} does not match its codebook ({space.version})")
+            raise TaggerModelError(
+                f"{Path(directory) / CARD_FILE}: field 'codebook_version' "
+                f"{card.get('codebook_version')!r} does not match its codebook ({space.version})"
+            )
         settings = TaggerSettings.from_dict(dict(card.get("settings") or {}))
         if num_threads is not None:
             settings.num_threads = int(num_threads)
@@ -108,7 +118,9 @@ class Tagger:
         thresholds_by_key = card.get("thresholds") or {}
         missing = [k for k in space.keys if k not in thresholds_by_key]
         if missing:
-            raise TaggerModelError(f"{Path(directory) / CARD_FILE}: field 'thresholds' lacks label {missing[0]!r}")
+            raise TaggerModelError(
+                f"{Path(directory) / CARD_FILE}: field 'thresholds' lacks label {missing[0]!r}"
+            )
         thresholds = np.array([float(thresholds_by_key[k]) for k in space.keys], dtype=np.float64)
         model = FAMILIES[card["family"]].load(Path(directory), space, settings)
         return cls(model=model, space=space, thresholds=thresholds, card=card)
@@ -117,8 +129,9 @@ class Tagger:
 def read_card(directory: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(directory) / CARD_FILE
     if not path.is_file():
-        raise TaggerModelError(f"{path}: no tagger card; train a tagger first (secmine train-tagger) or pass "
-                               "another --model-dir")
+        raise TaggerModelError(
+            f"{path}: no tagger card; train a tagger first (secmine train-tagger) or pass another --model-dir"
+        )
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -143,8 +156,14 @@ def read_oof(directory: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def oof_frame(data_frame: pd.DataFrame, space: LabelSpace, Y: np.ndarray, proba: np.ndarray,
-              predicted: np.ndarray, folds: np.ndarray) -> pd.DataFrame:
+def oof_frame(
+    data_frame: pd.DataFrame,
+    space: LabelSpace,
+    Y: np.ndarray,
+    proba: np.ndarray,
+    predicted: np.ndarray,
+    folds: np.ndarray,
+) -> pd.DataFrame:
     """Wide out-of-fold table: ``post_id, source, thread_id, fold`` then per label ``y|key``,
     ``p|key``, ``hat|key``."""
     import pandas as pd
@@ -192,7 +211,9 @@ def long_rows(ids: list[str], space: LabelSpace, proba: np.ndarray, predicted: n
     )
 
 
-def tag_texts(tagger: Tagger, texts: list[str], *, chunk_size: int = 256, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def tag_texts(
+    tagger: Tagger, texts: list[str], *, chunk_size: int = 256, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and predictions of ``texts``, chunk by chunk with a progress bar."""
     from tqdm.auto import tqdm
 
@@ -201,7 +222,7 @@ def tag_texts(tagger: Tagger, texts: list[str], *, chunk_size: int = 256, progre
     probas, preds = [], []
     with tqdm(total=len(texts), desc="tag", unit="thread", disable=not progress) as bar:
         for start in range(0, len(texts), chunk_size):
-            part = texts[start:start + chunk_size]
+            part = texts[start : start + chunk_size]
             proba, predicted = tagger.predict(part)
             probas.append(proba)
             preds.append(predicted)
