@@ -311,6 +311,7 @@ def test_zero_shot_ranks_codes_by_similarity(
     assert np.isclose(P[0, theme], P[0, below].sum())
 
 
+@pytest.mark.slow
 def test_finetune_family_on_a_tiny_model(tmp_path: Path, user_codebook: Codebook) -> None:
     from secmine.detect.tiny import build_tiny_transformer
 
@@ -333,6 +334,7 @@ def test_finetune_family_on_a_tiny_model(tmp_path: Path, user_codebook: Codebook
 # -- the replication package -------------------------------------------------------------------
 
 
+@pytest.mark.shared
 def test_replication_coded_posts_with_texts(replication_root: Path) -> None:
     data = load_tagger_data(replication_root=replication_root)
     assert len(data) >= 500  # the local copy withholds part of the paper's 753
@@ -352,3 +354,72 @@ def test_tiny_replication_with_corpus_texts(tiny_replication: Path, tmp_path: Pa
     data = load_tagger_data(replication_root=tiny_replication, texts=corpus)
     assert data.frame["post_id"].tolist() == ["org/model-a-1", "org/lib-10"]
     assert any("without text" in note for note in data.notes)
+
+
+def test_train_tagger_stage_on_a_users_coded_csv_and_codebook(
+    tmp_path: Path, user_codebook: Codebook
+) -> None:
+    """``train-tagger --data`` on any coded CSV in the replication format, with texts from a CSV and
+    the user's own YAML codebook."""
+    from secmine.taxonomy.compare import TrainTaggerParams, run_train_tagger
+
+    data = synthetic(user_codebook, n=48, seed=5)
+    names = {key: label.name for key, label in zip(data.space.keys, data.space.labels)}
+    rows = []
+    for post_id, y in zip(data.frame["post_id"], data.Y):
+        on = [data.space.labels[j] for j in np.flatnonzero(y) if data.space.labels[j].level == "code"]
+        rows.append(
+            {
+                "source": "GH Issue",
+                "id": post_id,
+                "issue": ", ".join(lab.name.upper() for lab in on if lab.type == "issue"),  # any case
+                "solution": ", ".join(lab.name for lab in on if lab.type == "solution"),
+            }
+        )
+    pd.DataFrame(rows).to_csv(tmp_path / "coded.csv", index=False)
+    data.frame[["post_id", "text"]].to_csv(tmp_path / "texts.csv", index=False)
+    (tmp_path / "codebook.yaml").write_text(USER_CODEBOOK, encoding="utf-8")
+    params = TrainTaggerParams(
+        coded=str(tmp_path / "coded.csv"),
+        texts=str(tmp_path / "texts.csv"),
+        codebook=str(tmp_path / "codebook.yaml"),
+        families="tfidf_logreg",
+        n_folds=2,
+        inner_folds=2,
+        bootstrap=20,
+        embedding_cache="",
+    )
+    result = run_train_tagger(
+        params,
+        model_dir=tmp_path / "model",
+        tables_dir=tmp_path / "tables",
+        figures_dir=None,
+        metrics_path=tmp_path / "train_tagger.json",
+        log=lambda _: None,
+    )
+    assert result.data.Y.tolist() == data.Y.tolist()
+    card = json.loads((tmp_path / "model" / CARD_FILE).read_text())
+    assert {c["name"] for c in card["codebook"]} == {
+        lab.name for lab in data.space.labels if lab.level == "code"
+    }
+    assert card["training"]["coded"].endswith("coded.csv") and set(card["thresholds"]) == set(names)
+    metrics = json.loads((tmp_path / "train_tagger.json").read_text())
+    assert metrics["chosen"] == "tfidf_logreg" and metrics["codebook_version"] == user_codebook.version
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame([{"source": "GH Issue", "id": "org/r-0", "issue": "No such code", "solution": ""}]).to_csv(
+        bad, index=False
+    )
+    with pytest.raises(ValueError, match=r"bad.csv, row 2, field 'issue': unknown issue code 'No such code'"):
+        run_train_tagger(
+            TrainTaggerParams(
+                coded=str(bad),
+                texts=str(tmp_path / "texts.csv"),
+                codebook=str(tmp_path / "codebook.yaml"),
+                families="tfidf_logreg",
+            ),
+            model_dir=None,
+            tables_dir=None,
+            figures_dir=None,
+            metrics_path=None,
+            log=lambda _: None,
+        )

@@ -538,7 +538,7 @@ def read_descriptions(path: str | os.PathLike[str] | None) -> dict[str, str]:
 def run_train_tagger(
     params: TrainTaggerParams | None = None,
     *,
-    model_dir: str | os.PathLike[str] = "models/taxonomy",
+    model_dir: str | os.PathLike[str] | None = "models/taxonomy",
     tables_dir: str | os.PathLike[str] | None = "reports/tables/train_tagger",
     figures_dir: str | os.PathLike[str] | None = "reports/figures/train_tagger",
     metrics_path: str | os.PathLike[str] | None = "reports/metrics/train_tagger.json",
