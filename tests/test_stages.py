@@ -60,7 +60,7 @@ def test_notebook_parameters_equal_params_and_paths(stage: str) -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_params_yaml_block_equals_params(stage: str) -> None:
     module = stage_module(stage)
-    block = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))[stage]
+    block = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))[module.Params.stage]
     assert sorted(block) == sorted(module.Params.field_names()), f"{stage}: params.yaml keys differ from Params"
     loaded = module.Params.load()
     assert loaded == module.Params(), f"{stage}: params.yaml values differ from Params' defaults"
@@ -78,9 +78,11 @@ def test_dvc_passes_every_param_and_path_and_nothing_else(stage: str) -> None:
     module = stage_module(stage)
     rendered = rendered_stage(stage)
     assert set(rendered.parameters) == set(module.Params.field_names()) | set(module.Paths.field_names())
+    block = module.Params.stage
+    assert block == module_name(stage), f"{stage}: its params block is {block!r}, not {module_name(stage)!r}"
     for name in module.Params.field_names():
-        assert f"-r {name} '${{{stage}.{name}}}'" in DVC_TEXT, f"{stage}.{name} is not passed from params.yaml"
-    assert rendered.params == (stage,), f"{stage}: tracks params {rendered.params}, not its block"
+        assert f"-r {name} '${{{block}.{name}}}'" in DVC_TEXT, f"{block}.{name} is not passed from params.yaml"
+    assert rendered.params == (block,), f"{stage}: tracks params {rendered.params}, not its block"
     words = rendered.cmd.split()
     nb = f"notebooks/{module_name(stage)}.ipynb"
     assert words[:3] == ["papermill", nb, f"reports/notebooks/{module_name(stage)}.ipynb"]
@@ -128,7 +130,7 @@ def _flipped_stage(tmp_path: Path, stage: str, key: str, value: object):
     repo.mkdir()
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params[stage][key] = value
+    params[module_name(stage)][key] = value
     (repo / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     (repo / ".dvc").mkdir()  # a DVC project without git (what `dvc init --no-scm` writes)
     (repo / ".dvc" / "config").write_text("[core]\n    no_scm = True\n", encoding="utf-8")

@@ -36,13 +36,21 @@ STAGE_ALIASES = {
     ("keywords", "matches"): "keywords",
     ("train", "predictions"): "train_predictions",
     ("train", "data"): "train_data",
+    ("train-tagger", "model_dir"): "tagger_model",
+    ("train-tagger", "embedding_cache"): "tagger_embeddings",
+    ("train-tagger", "descriptions"): "code_descriptions",
+    ("tag", "model_dir"): "tagger_model",
+    ("tag", "input"): "corpus",
+    ("tag", "output"): "tagged",
+    ("tag", "coded_sample"): "run_coding",
 }
 PER_STAGE = {"tables_dir": "${paths.tables}/%s", "figures_dir": "${paths.figures}/%s",
              "metrics": "${paths.metrics}/%s.json"}
 SHARED = {"paper_tables_dir": "${paths.tables}/paper", "paper_figures_dir": "${paths.figures}/paper",
           "metrics_dir": "${paths.metrics}", "reports_tables": "${paths.tables}", "reports_figures": "${paths.figures}",
           "notebooks_dir": "reports/notebooks", "notebooks_html": "reports/notebooks", "page": "reports/index.html",
-          "parameters": "params.yaml", "source_code": "src", "stage_notebooks": "notebooks"}
+          "parameters": "params.yaml", "source_code": "src", "stage_notebooks": "notebooks",
+          "sample_metrics": "${paths.metrics}/sample.json"}
 HEADER = """\
 # The pipeline.  Written by tools/gen_dvc.py from the stage modules (src/secmine/stages/): edit the
 # `paths` variables here, the parameters in params.yaml, and rerun the tool after changing a stage.
@@ -83,8 +91,9 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
     notebook = f"notebooks/{module_name(stage)}.ipynb"
     executed = f"reports/notebooks/{module_name(stage)}.ipynb"
     words = [f"papermill {notebook} {executed} -k python3 --log-output"]
+    block = params.stage  # the params.yaml block (the stage name with _ for -)
     for name in params.field_names():
-        words.append(f"-r {name} '${{{stage}.{name}}}'")
+        words.append(f"-r {name} '${{{block}.{name}}}'")
     deps = [notebook, *compact_deps(stage_closure(module.__name__))]
     outs: list = [{executed: {"cache": False}}]  # committed: a clone shows the study without running it
     metrics: list = []
@@ -113,7 +122,7 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
                     outs.append(path)
     # the executed notebook, made the same bytes on every run (no timestamps, no progress output)
     words.append(f"&& python -m {NOTEBOOK_NORMALISER} {executed}")
-    spec = {"cmd": "\n".join(words), "deps": deps, "params": [stage], "outs": outs}
+    spec = {"cmd": "\n".join(words), "deps": deps, "params": [block], "outs": outs}
     if metrics:
         spec["metrics"] = metrics
     return spec

@@ -34,6 +34,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "secmine.collect.commands",
     "secmine.detect.commands",
     "secmine.analysis.commands",
+    "secmine.taxonomy.commands",
 )
 
 class _Group(TyperGroup):

@@ -9,6 +9,7 @@ seed, the stratum's name and the sorted ids, so the same inputs give the same sa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -202,6 +203,22 @@ def plot_plan(plan: pd.DataFrame) -> Figure:
     return fig
 
 
+def sample_design(metrics_path: str | os.PathLike[str]) -> SampleParams:
+    """The design of a drawn sample, from the sample stage's metrics (``design``)."""
+    import json
+
+    from secmine.errors import MissingInputError, SecmineError
+
+    path = Path(metrics_path)
+    if not path.is_file():
+        raise MissingInputError(path, made_by="sample")
+    design = json.loads(path.read_text(encoding="utf-8")).get("design")
+    if not isinstance(design, dict):
+        raise SecmineError(f"{path}: no sample design (written by an older sample stage)", hint="rerun the sample stage")
+    names = {f.name for f in dataclasses.fields(SampleParams)}
+    return SampleParams(**{k: v for k, v in design.items() if k in names})
+
+
 def run_sample(
     classified_path: str | os.PathLike[str],
     corpus_path: str | os.PathLike[str] | None,
@@ -262,6 +279,8 @@ def run_sample(
         },
         "sample_size": int(len(sample)),
         "notes": result.notes,
+        # the design the draw can be repeated from (the tag stage checks a coding against it)
+        "design": {f.name: getattr(params, f.name) for f in dataclasses.fields(SampleParams)},
     }
     if write:
         write_csv(sample, sample_path)

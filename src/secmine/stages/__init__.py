@@ -21,6 +21,8 @@ STAGES: tuple[str, ...] = (
     "sample",
     "topics",
     "thematic",
+    "train-tagger",
+    "tag",
     "report",
 )
 

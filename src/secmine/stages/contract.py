@@ -172,7 +172,7 @@ def _hints(cls: type) -> dict[str, Any]:
 class StageParams:
     """Base of every stage's ``Params`` (subclasses are frozen dataclasses; ``stage`` names the block)."""
 
-    stage: ClassVar[str]
+    stage: ClassVar[str]  # the params.yaml block: the stage's name with ``_`` for ``-``
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -465,8 +465,8 @@ def stage_run(func: Callable[[P, Q], R]) -> Callable[[P, Q], R]:
 
         if not isinstance(params, StageParams) or not isinstance(paths, StagePaths):
             raise TypeError("run(params, paths) takes the stage's Params and Paths")
-        if params.stage != paths.stage:
-            raise TypeError(f"params of stage {params.stage!r} with paths of stage {paths.stage!r}")
+        if params.stage != paths.stage.replace("-", "_"):
+            raise TypeError(f"params of block {params.stage!r} with paths of stage {paths.stage!r}")
         with contextlib.chdir(config.PROJECT_ROOT):
             paths.check_inputs()
             files = {k: v for k, v in paths.files_of().items() if k in paths.outputs()}
