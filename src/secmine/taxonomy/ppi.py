@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from secmine import published
 from secmine.taxonomy.labels import LabelSpace
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,8 +60,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 DIGITS = 6
-PAPER_CODED_POSTS = 753
-PAPER_POPULATION = 312_868
+# The paper's coded sample and its population (secmine.published holds every published number).
+PAPER_CODED_POSTS = int(published.value("posts_total"))
+PAPER_POPULATION = int(published.value("funnel_sec_total"))
 ESTIMATE_LEVELS = ("theme", "sub_theme")
 DESIGN_SUFFIX = ".design.json"
 

@@ -48,8 +48,6 @@ class TagParams:
     coverage_repeats: int = 1000
     coverage_seed: int = 20260115
     coverage_min_remainder: int = 100
-    paper_coded_posts: int = 753
-    paper_population: int = 312_868
     text_column: str = "text"  # columns of a CSV input (secmine tag --input FILE.csv)
     id_column: str = "id"
 
@@ -286,7 +284,7 @@ def run_coverage(
     """The coverage study (:func:`secmine.taxonomy.ppi.coverage_study`) on the out-of-fold
     predictions saved with the tagger in ``model_dir``."""
     from secmine.taxonomy.labels import LabelSpace
-    from secmine.taxonomy.ppi import coverage_study
+    from secmine.taxonomy.ppi import PAPER_CODED_POSTS, PAPER_POPULATION, coverage_study
     from secmine.taxonomy.tagger import read_card
 
     params = params or TagParams()
@@ -304,8 +302,8 @@ def run_coverage(
         confidence=float(params.confidence),
         min_remainder=int(params.coverage_min_remainder),
         power_tuning=bool(params.power_tuning),
-        paper_n=int(params.paper_coded_posts),
-        population_size=int(params.paper_population),
+        paper_n=PAPER_CODED_POSTS,
+        population_size=PAPER_POPULATION,
         min_positives=int(params.min_positives),
         progress=progress,
     )
