@@ -1,0 +1,1 @@
+"""Test doubles for secmine's tests and benchmarks (not part of the product package)."""
