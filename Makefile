@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv repro test lab status lock bench clean-venv
+.PHONY: help venv repro test verify lab status lock bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ repro: $(STAMP) ## run the whole pipeline with DVC (dvc repro) on the default da
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
+
+verify: $(STAMP) ## rerun the pipeline on a scratch clone of this commit, list what differs by stage (ARGS=--fast: stages needing no model)
+	$(BIN)/python -m secmine.verify $(ARGS)
 
 lab: $(STAMP) ## open JupyterLab on the project
 	$(BIN)/secmine external link
