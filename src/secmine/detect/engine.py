@@ -1,18 +1,26 @@
 """Fast CPU inference for fine-tuned transformers: ONNX Runtime graphs, fp32 or int8.
 
 A saved transformer (``models/security``) is exported to two ONNX graphs kept beside its weights in
-``onnx/``, both taking ``input_ids`` only:
+``onnx/`` (the layout is :mod:`secmine.detect.savedmodel`'s), both taking ``input_ids`` only:
 
 * ``model.onnx`` -- fp32, numerically the PyTorch model (checked at export: largest logit
   difference on probe texts within :data:`PARITY_TOLERANCE`).  For BERT-family classifiers (the
   default MiniLM backbone) the last encoder layer is computed for the ``[CLS]`` position only --
   the classifier reads nothing else -- which removes most of that layer's work without changing
-  the output; other architectures are exported whole.
+  the output; other architectures are exported whole.  A text's logits do not depend on the texts
+  batched with it.
 * ``model.int8.onnx`` -- the same graph with its matrix products dynamically quantised to int8
-  (weights per channel; embeddings, pooler and head stay fp32).  Faster on CPUs with int8 dot
-  products (AVX512-VNNI, AVX-VNNI), approximate: activations are quantised per batch, so a text's
-  probability can move slightly with the texts it is batched with (still byte-identical between
-  runs on the same input).
+  (weights per channel in a 7-bit range, see :data:`INT8_REDUCE_RANGE`; embeddings, pooler and
+  head stay fp32).  Faster on CPUs with int8 dot products (AVX512-VNNI, AVX-VNNI), approximate:
+  activations are quantised per batch, so a text's probability can move slightly with the texts it
+  is batched with (still byte-identical between runs on the same input and machine).
+
+The engines are written only by the train stage (into the model folder, a declared DVC output)
+and by ``secmine export`` (into the model folder or a folder the user names); a model folder
+whose engines are missing or in an older export format is one line saying to run ``secmine
+export --model-dir DIR`` -- nothing is exported on the fly.  Export is deterministic: the same
+weights give the same bytes (tracing on one torch thread, no timestamps or random names in the
+graphs, quantisation computed from the weights alone; see tests/test_determinism.py).
 
 The engines never pad: :class:`OnnxClassifier` batches only texts of one token length together
 (length-sorted, :func:`secmine.detect.batching.plan_batches` with ``same_length``), so the graphs
@@ -27,7 +35,9 @@ threads ran it.
 Which engine ``secmine classify`` uses is :func:`resolve_engine`'s choice: ``auto`` takes the
 engine the train stage *validated* on the held-out test split (int8 only when its MCC is within
 the tolerance of the PyTorch model's, see :func:`validate_engines`), else the exact fp32 graph,
-else PyTorch when ONNX Runtime is missing.  ``torch``, ``onnx`` and ``onnx-int8`` force one.
+else PyTorch when ONNX Runtime is missing; with ``exact`` (the classify stage's default, whose
+results feed committed tables) ``auto`` never picks int8.  ``torch``, ``onnx`` and ``onnx-int8``
+force one.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from secmine.detect.savedmodel import (
+from secmine.detect.savedmodel import (  # noqa: F401 - layout names re-exported for callers of this module
     ENGINE_DIR,
     ENGINE_FILES,
     ENGINES,
