@@ -2,15 +2,16 @@
 
 The current commit is cloned into a scratch folder (``git clone``, the external data folder linked
 beside it as ``../shared``, this interpreter's environment reused -- no new virtual environment),
-the pipeline is rerun there with DVC (``dvc repro --force``: every stage runs, none is taken as up to date) -- every stage, or with ``fast`` only the stages that need no
-trained model (those not downstream of a stage writing under ``models/``: external, collect,
-keywords, thematic) -- and every tracked file that then differs from the commit is listed, grouped
-by the DVC stage that writes it, with one line per stage saying why (which metric changed, how many
-table rows, "figure bytes differ", which DVC-cached output moved).  ``dvc.lock`` is compared entry
-by entry, so an output that lives only in the DVC cache (``models/security``,
-``data/processed/classified.parquet``, the executed notebooks) is reported under its stage too;
-when this checkout's DVC cache still holds the committed version, the files or rows that differ
-are named.  :func:`verify` returns 0 only when nothing differs (1: differences, 2: the pipeline failed).
+the pipeline is rerun there with DVC (``dvc repro --force``: no stage is taken as up to date) --
+every stage, or with ``fast`` only the stages that need no trained model (those not downstream of
+a stage writing under ``models/``: external, collect, keywords, thematic) -- and every tracked file
+that then differs from the commit is listed, grouped by the DVC stage that writes it, with one line
+per stage saying why (which metric changed, how many table rows, "figure bytes differ", which
+DVC-cached output moved).  ``dvc.lock`` is compared entry by entry, so an output that lives only in
+the DVC cache (``models/security``, ``data/processed/classified.parquet``, the executed notebooks)
+is reported under its stage too; when this checkout's DVC cache still holds the committed version,
+the files or rows that differ are named.  :func:`verify` returns 0 only when nothing differs
+(1: differences, 2: the pipeline failed).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ import typer
 SLOW_OUTPUT_ROOTS: tuple[str, ...] = ("models",)
 #: The environment every run gets (as the Makefile sets it): offline, no telemetry, fixed hash seed.
 RUN_ENV: dict[str, str] = {
-    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DVC_NO_ANALYTICS": "1",
-    "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
 }
 NO_STAGE = "(no stage)"
 
@@ -293,7 +294,8 @@ def run_environment(clone: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"SECMINE_EXTERNAL_DIR", "VIRTUAL_ENV_PROMPT"}}
     env.update(RUN_ENV)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join([str(clone / "src"), *(p for p in [os.environ.get("PYTHONPATH", "")] if p)])
+    inherited = os.environ.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(clone / "src"), *([inherited] if inherited else [])])
     return env
 
 
@@ -302,8 +304,8 @@ def run_logged(command: Sequence[str], cwd: Path, env: dict[str, str], log: Path
     """Run ``command``, appending its output to ``log`` and echoing DVC's stage lines (progress)."""
     with open(log, "a", encoding="utf-8") as sink:
         sink.write(f"$ {' '.join(command)}\n")
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, errors="replace")
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace")
         assert process.stdout is not None
         for line in process.stdout:
             sink.write(line)
@@ -375,9 +377,12 @@ def verify(
     from secmine import config
 
     root = Path(_git(Path(source), "rev-parse", "--show-toplevel").strip())
-    data = Path(external).resolve() if external else (
-        Path(os.environ["SECMINE_EXTERNAL_DIR"]).expanduser().resolve() if os.environ.get("SECMINE_EXTERNAL_DIR")
-        else (root.parent / "shared").resolve())
+    if external:
+        data = Path(external).resolve()
+    elif os.environ.get("SECMINE_EXTERNAL_DIR"):
+        data = Path(os.environ["SECMINE_EXTERNAL_DIR"]).expanduser().resolve()
+    else:
+        data = (root.parent / "shared").resolve()
     if not (data / "ai_sec_dev").is_dir():
         raise VerifyError(f"{data}: no ai_sec_dev/ there; set SECMINE_EXTERNAL_DIR or pass --external "
                           f"(default: {config.default_external_dir().name} beside the checkout)")
@@ -392,13 +397,15 @@ def verify(
         targets = list(stages) if stages else (fast_stages(all_stages) if fast else [])
         unknown = [t for t in targets if t not in {s.name for s in all_stages}]
         if unknown:
-            raise VerifyError(f"unknown stage(s) {', '.join(unknown)}; dvc.yaml has {', '.join(s.name for s in all_stages)}")
+            names = ", ".join(s.name for s in all_stages)
+            raise VerifyError(f"unknown stage(s) {', '.join(unknown)}; dvc.yaml has {names}")
         what = ", ".join(targets) if targets else "every stage"
         echo(f"verify: commit {commit[:12]} rerun in {clone} ({what})")
         env = run_environment(clone)
         log = scratch / "verify.log"
         python = sys.executable
-        before = [list(c) for c in prepare] if prepare is not None else [[python, "-m", "secmine.cli", "external", "link"]]
+        link = [python, "-m", "secmine.cli", "external", "link"]
+        before = [list(c) for c in prepare] if prepare is not None else [link]
         for command in [*before, [python, "-m", "dvc", "repro", "--force", *targets]]:
             code = run_logged(command, clone, env, log, echo)
             if code != 0:
@@ -431,8 +438,10 @@ def verify(
 def verify_command(
     fast: bool = typer.Option(False, "--fast", help="only the stages that need no trained model "
                               "(external, collect, keywords, thematic): a few minutes"),
-    stage: list[str] = typer.Option(None, "--stage", help="rerun only this stage and what it needs (repeatable)"),
-    workdir: Path = typer.Option(None, help="where to put the scratch clone (default: a new temporary folder)"),
+    stage: list[str] = typer.Option(None, "--stage",
+                                    help="rerun only this stage and what it needs (repeatable)"),
+    workdir: Path = typer.Option(None, help="where to put the scratch clone (default: a new temporary "
+                                 "folder)"),
     keep: bool = typer.Option(False, "--keep", help="keep the scratch clone afterwards"),
     external: Path = typer.Option(None, help="the data folder to link as ../shared "
                                   "[default: $SECMINE_EXTERNAL_DIR or ../shared beside the checkout]"),

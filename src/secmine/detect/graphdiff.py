@@ -64,10 +64,12 @@ def diff_graphs(a: str | os.PathLike[str], b: str | os.PathLike[str], *, limit: 
             out.append(f"graph {part}s differ")
     na, nb = list(ga.graph.node), list(gb.graph.node)
     if [n.op_type for n in na] != [n.op_type for n in nb]:
-        out.append(f"node order: {len(na)} vs {len(nb)} nodes, op types differ from position "
-                   f"{next((i for i, (x, y) in enumerate(zip(na, nb)) if x.op_type != y.op_type), min(len(na), len(nb)))}")
+        first = next((i for i, (x, y) in enumerate(zip(na, nb)) if x.op_type != y.op_type),
+                     min(len(na), len(nb)))
+        out.append(f"node order: {len(na)} vs {len(nb)} nodes, op types differ from position {first}")
     else:
-        changed = [i for i, (x, y) in enumerate(zip(na, nb, strict=True)) if x.SerializeToString() != y.SerializeToString()]
+        changed = [i for i, (x, y) in enumerate(zip(na, nb, strict=True))
+                   if x.SerializeToString() != y.SerializeToString()]
         renamed = [i for i in changed if (na[i].name, list(na[i].input), list(na[i].output))
                    != (nb[i].name, list(nb[i].input), list(nb[i].output))]
         if renamed:
@@ -77,13 +79,15 @@ def diff_graphs(a: str | os.PathLike[str], b: str | os.PathLike[str], *, limit: 
         attributes = [i for i in changed if i not in renamed]
         if attributes:
             i = attributes[0]
-            out.append(f"node attributes: {len(attributes)} node(s) differ, first #{i} {na[i].op_type} {na[i].name!r}")
+            out.append(f"node attributes: {len(attributes)} node(s) differ, first #{i} {na[i].op_type} "
+                       f"{na[i].name!r}")
     ia = {t.name: t for t in ga.graph.initializer}
     ib = {t.name: t for t in gb.graph.initializer}
     if list(ia) != list(ib):
         only_a, only_b = sorted(set(ia) - set(ib)), sorted(set(ib) - set(ia))
-        out.append(f"initialiser names/order differ ({len(only_a)} only in {a.name}, {len(only_b)} only in {b.name}"
-                   + (f", e.g. {(only_a or only_b)[0]!r}" if only_a or only_b else ", same names in another order") + ")")
+        example = f", e.g. {(only_a or only_b)[0]!r}" if only_a or only_b else ", same names in another order"
+        out.append(f"initialiser names/order differ ({len(only_a)} only in {a.name}, {len(only_b)} only in "
+                   f"{b.name}{example})")
     quant: list[str] = []
     weights: list[str] = []
     for name in ia:

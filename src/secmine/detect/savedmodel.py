@@ -63,7 +63,10 @@ def card_path(model_dir: str | os.PathLike[str]) -> Path:
     return Path(model_dir) / MODEL_CARD
 
 
-def _fail(path: Path, field: str, problem: str, fix: str = "retrain the model (secmine train)") -> ModelCardError:
+RETRAIN = "retrain the model (secmine train)"
+
+
+def _fail(path: Path, field: str, problem: str, fix: str = RETRAIN) -> ModelCardError:
     return ModelCardError(f"{path}: field '{field}' {problem}; {fix}")
 
 
@@ -73,7 +76,7 @@ def validate_card(card: Any, path: str | os.PathLike[str] = MODEL_CARD) -> dict[
 
     path = Path(path)
     if not isinstance(card, dict):
-        raise ModelCardError(f"{path}: not a JSON object but {type(card).__name__}; retrain the model (secmine train)")
+        raise ModelCardError(f"{path}: not a JSON object but {type(card).__name__}; {RETRAIN}")
     fmt = card.get("format", 1)
     if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
         raise _fail(path, "format", f"must be a positive integer (got {fmt!r})")
@@ -85,7 +88,8 @@ def validate_card(card: Any, path: str | os.PathLike[str] = MODEL_CARD) -> dict[
     if card["family"] not in FAMILIES:
         raise _fail(path, "family", f"is {card['family']!r}, not one of {', '.join(FAMILIES)}")
     threshold = card.get("threshold", 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
+    number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    if not number or not 0.0 <= float(threshold) <= 1.0:
         raise _fail(path, "threshold", f"must be a number from 0 to 1 (got {threshold!r})")
     for name in ("params", "settings"):
         if name in card and not isinstance(card[name], dict):
@@ -100,7 +104,8 @@ def validate_card(card: Any, path: str | os.PathLike[str] = MODEL_CARD) -> dict[
     if card["family"] == "transformer":
         length = (card.get("params") or {}).get("max_length")
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise _fail(path, "params.max_length", f"must be a positive integer for a transformer (got {length!r})")
+            raise _fail(path, "params.max_length",
+                        f"must be a positive integer for a transformer (got {length!r})")
     engines = card.get("engines")
     if engines is not None:
         if not isinstance(engines, dict):
@@ -116,7 +121,8 @@ def read_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The validated model card of a saved model."""
     path = card_path(model_dir)
     if not path.is_file():
-        raise ModelCardError(f"{path}: no model card; train a model first (secmine train) or pass another --model-dir")
+        raise ModelCardError(f"{path}: no model card; train a model first (secmine train) or pass "
+                             "another --model-dir")
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -223,12 +229,15 @@ def has_engines(directory: str | os.PathLike[str]) -> bool:
     return engines_problem(directory) is None
 
 
-def require_engines(directory: str | os.PathLike[str], model_dir: str | os.PathLike[str] | None = None) -> Path:
+def require_engines(directory: str | os.PathLike[str],
+                    model_dir: str | os.PathLike[str] | None = None) -> Path:
     """``directory`` when its engines are usable, else :class:`EngineError` in one line saying to run
     ``secmine export --model-dir`` (for ``model_dir``, the saved model, when the engines live elsewhere)."""
     problem = engines_problem(directory)
     if problem is not None:
         target = model_dir if model_dir is not None else directory
-        extra = f" --output-dir {directory}" if model_dir is not None and Path(model_dir) != Path(directory) else ""
-        raise EngineError(f"{target}: {problem}; run `secmine export --model-dir {target}{extra}` to write them")
+        elsewhere = model_dir is not None and Path(model_dir) != Path(directory)
+        extra = f" --output-dir {directory}" if elsewhere else ""
+        raise EngineError(f"{target}: {problem}; run `secmine export --model-dir {target}{extra}` to write "
+                          "them")
     return Path(directory)

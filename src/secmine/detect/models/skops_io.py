@@ -149,8 +149,10 @@ def load_estimator(path: str | os.PathLike[str], *, trusted: Iterable[str] = TRU
     if refused:
         raise UntrustedModelError(
             f"{path}: refusing to load: the file names type(s) outside the trusted list "
-            f"({', '.join(refused)}); it was not written by secmine or was altered -- retrain (secmine train)")
+            f"({', '.join(refused)}); it was not written by secmine or was altered -- retrain "
+            "(secmine train)")
     try:
         return sio.load(path, trusted=flagged)
     except Exception as exc:  # noqa: BLE001 - skops raises many types for damaged files
-        raise ModelError(f"{path}: skops cannot load it ({type(exc).__name__}: {exc}); retrain (secmine train)") from exc
+        raise ModelError(f"{path}: skops cannot load it ({type(exc).__name__}: {exc}); retrain "
+                         "(secmine train)") from exc
