@@ -169,3 +169,18 @@ def test_graph_diff_names_the_part_that_moved(saved: Path, tmp_path: Path) -> No
         json.dumps({**json.loads((saved / eng.ENGINE_DIR / "export.json").read_text()), "exported_at": 1}))
     report = diff_model_dirs(saved, copy)
     assert list(report) == ["onnx/export.json"] and report["onnx/export.json"] == ["exported_at: '(absent)' -> 1"]
+
+
+def test_int8_products_fit_sixteen_bits_on_every_cpu(saved: Path) -> None:
+    """CPUs without VNNI add pairs of uint8 x int8 products in int16 (and saturate); with weights in
+    [-64, 64] no pair can exceed 255 * 64 * 2 = 32640, so every CPU computes the same integers."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(saved / eng.ENGINE_DIR / eng.ENGINE_FILES["onnx-int8"]))
+    weights = [numpy_helper.to_array(t) for t in graph.graph.initializer if t.name.endswith("_quantized")]
+    assert weights and all(w.dtype == np.int8 for w in weights)
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
+    assert 255 * 64 * 2 <= np.iinfo(np.int16).max
+    activations = {n.output[0] for n in graph.graph.node if n.op_type == "DynamicQuantizeLinear"}
+    assert activations  # activations quantised per batch, as uint8 (DynamicQuantizeLinear's only output type)

@@ -200,9 +200,11 @@ def _export_graph(module: Any, path: Path, inputs: dict[str, np.ndarray]) -> Non
         )
 
 
-def _quantize(source: Path, target: Path, *, reduce_range: bool = INT8_REDUCE_RANGE) -> None:
+def _quantize(source: Path, target: Path, *, reduce_range: bool | None = None) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    reduce_range = INT8_REDUCE_RANGE if reduce_range is None else reduce_range
 
     graph = onnx.load(str(source))
     keep = [n.name for n in graph.graph.node if n.op_type == "MatMul" and ("pooler" in n.name or "classifier" in n.name)]
