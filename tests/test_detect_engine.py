@@ -208,7 +208,11 @@ def test_model_without_engines_says_to_export_and_writes_nothing_elsewhere(
     result = CliRunner().invoke(app, ["export", "--model-dir", str(saved)])
     assert result.exit_code == 0, result.output
     assert eng.has_engines(saved)
-    classify_file(saved, source, tmp_path / "a.csv", engine="onnx", progress=False)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for engine in ("onnx", "onnx-int8"):
+        classify_file(saved, source, tmp_path / "a.csv", engine=engine, progress=False)
+    # classify wrote its output and nothing else: no cache, nothing beside the model or in $HOME
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == sorted({*before, Path("a.csv")})
 
 
 def test_export_into_a_named_folder(trained: tuple[str, object], fixtures_dir: Path, tmp_path: Path) -> None:
