@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv repro test explore lab status lock bench chaos clean-venv
+.PHONY: help venv repro test verify explore lab status lock bench chaos clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ test: $(STAMP) ## run the test suite (installs Debian's chromium for the browser
 explore: $(STAMP) ## open the thread explorer (notebooks/explore.ipynb) in JupyterLab
 	$(BIN)/secmine external-link
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks/explore.ipynb
+
+verify: $(STAMP) ## rerun the pipeline on a scratch clone of this commit, list what differs by stage (ARGS=--fast: stages needing no model)
+	$(BIN)/python -m secmine.verify $(ARGS)
 
 lab: $(STAMP) ## open JupyterLab on the project
 	$(BIN)/secmine external-link

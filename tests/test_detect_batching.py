@@ -58,7 +58,7 @@ def tokenizers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     from transformers import AutoTokenizer
 
     from secmine.detect.backbones import minilm_path
-    from secmine.detect.tiny import build_tiny_transformer
+    from secmine_testing.tiny_models import build_tiny_transformer
 
     corpus = _texts(99, 60)
     tiny = build_tiny_transformer(tmp_path_factory.mktemp("tiny"), corpus)

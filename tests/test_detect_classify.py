@@ -28,7 +28,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> P
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> Path:
-    from secmine.detect.tiny import build_tiny_transformer
+    from secmine_testing.tiny_models import build_tiny_transformer
 
     data = pd.read_csv(fixtures_dir / "detect" / "labelled.csv")
     root = tmp_path_factory.mktemp("tinyclf")

@@ -44,7 +44,7 @@ def _settings(backbone: Path) -> ModelSettings:
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             data: pd.DataFrame) -> tuple[str, object]:
     """A tiny classifier of each architecture, fine-tuned on the fixture texts."""
-    from secmine.detect.tiny import build_tiny_transformer
+    from secmine_testing.tiny_models import build_tiny_transformer
 
     root = tmp_path_factory.mktemp(f"engine-{request.param}")
     backbone = build_tiny_transformer(root / "backbone", data["text"].tolist(), architecture=request.param,
@@ -138,6 +138,10 @@ def test_resolve_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     assert eng.resolve_engine("auto", {**transformer, "engines": {"recommended": "torch"}}) == "torch"
     assert eng.resolve_engine("auto", {**transformer, "engine_export": {"error": "no graph"}}) == "torch"
     assert eng.resolve_engine("torch", {**transformer, "engines": {"recommended": "onnx-int8"}}) == "torch"
+    # exact (the classify stage): auto never picks int8, a forced engine still wins
+    assert eng.resolve_engine("auto", {**transformer, "engines": {"recommended": "onnx-int8"}}, exact=True) == "onnx"
+    assert eng.resolve_engine("auto", {**transformer, "engines": {"recommended": "torch"}}, exact=True) == "torch"
+    assert eng.resolve_engine("onnx-int8", transformer, exact=True) == "onnx-int8"
     with pytest.raises(eng.EngineError, match="choose one of auto, torch, onnx, onnx-int8"):
         eng.resolve_engine("tensorrt", transformer)
     monkeypatch.setattr(eng, "onnxruntime_available", lambda: False)
@@ -176,20 +180,51 @@ def test_saving_validates_engines_and_classify_follows(trained: tuple[str, objec
     assert (tmp_path / "auto.csv").read_bytes() == (tmp_path / "onnx-int8.csv").read_bytes()
 
 
-def test_model_without_engines_exports_to_the_cache(trained: tuple[str, object], fixtures_dir: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_without_engines_says_to_export_and_writes_nothing_elsewhere(
+        trained: tuple[str, object], fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, model = trained
     saved = save_model(model, tmp_path / "model", _card(model), log=lambda _: None)
     shutil.rmtree(saved / eng.ENGINE_DIR)  # e.g. a model saved before engines existed
-    monkeypatch.setenv("SECMINE_CACHE_DIR", str(tmp_path / "cache"))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     source = fixtures_dir / "detect" / "threads.jsonl"
-    first = classify_file(saved, source, tmp_path / "a.csv", engine="onnx", progress=False)
-    cached = list((tmp_path / "cache" / "engines").glob(f"*/{eng.ENGINE_DIR}/{eng.ENGINE_FILES['onnx']}"))
-    assert len(cached) == 1 and not (saved / eng.ENGINE_DIR).exists()
-    stamp = cached[0].stat().st_mtime_ns
-    second = classify_file(saved, source, tmp_path / "b.csv", engine="onnx", progress=False)
-    assert cached[0].stat().st_mtime_ns == stamp  # reused, not exported again
-    assert first.equals(second)
+    for engine in ("onnx", "onnx-int8"):
+        with pytest.raises(eng.EngineError) as caught:
+            classify_file(saved, source, tmp_path / "a.csv", engine=engine, progress=False)
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(f"{saved}: no ONNX engines")
+        assert f"run `secmine export --model-dir {saved}`" in message
+    assert not (saved / eng.ENGINE_DIR).exists() and not any(home.rglob("*"))  # nothing exported on the fly
+    assert not (tmp_path / "a.csv").exists()
+    # engines of an older export format: the same one line, naming the formats
+    eng.export_engines(model.model, model.tokenizer, saved, max_length=48)
+    info = saved / eng.ENGINE_DIR / eng.EXPORT_INFO
+    info.write_text(json.dumps({**json.loads(info.read_text()), "format": 2}))
+    with pytest.raises(eng.EngineError, match=rf"export format 2, this secmine runs format {eng.EXPORT_FORMAT}; "
+                       rf"run `secmine export --model-dir {saved}` to write them"):
+        classify_file(saved, source, tmp_path / "a.csv", engine="onnx", progress=False)
+    result = CliRunner().invoke(app, ["export", "--model-dir", str(saved)])
+    assert result.exit_code == 0, result.output
+    assert eng.has_engines(saved)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for engine in ("onnx", "onnx-int8"):
+        classify_file(saved, source, tmp_path / "a.csv", engine=engine, progress=False)
+    # classify wrote its output and nothing else: no cache, nothing beside the model or in $HOME
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == sorted({*before, Path("a.csv")})
+
+
+def test_export_into_a_named_folder(trained: tuple[str, object], fixtures_dir: Path, tmp_path: Path) -> None:
+    _, model = trained
+    saved = save_model(model, tmp_path / "model", _card(model), log=lambda _: None)
+    before = {p.relative_to(saved): p.read_bytes() for p in saved.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["export", "--model-dir", str(saved), "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert eng.has_engines(tmp_path / "out")
+    assert {p.relative_to(saved): p.read_bytes() for p in saved.rglob("*") if p.is_file()} == before
+    for name in (*eng.ENGINE_FILES.values(), eng.EXPORT_INFO):  # the same bytes as the train stage's export
+        assert (tmp_path / "out" / eng.ENGINE_DIR / name).read_bytes() == before[Path(eng.ENGINE_DIR) / name], name
 
 
 def test_export_command_writes_and_records_engines(trained: tuple[str, object], fixtures_dir: Path,
@@ -218,7 +253,7 @@ def test_export_command_refuses_other_families(fixtures_dir: Path, data: pd.Data
 def test_train_reports_the_engines_of_a_saved_transformer(data: pd.DataFrame, fixtures_dir: Path,
                                                           tmp_path: Path) -> None:
     from secmine.detect.labelled import read_labelled_file
-    from secmine.detect.tiny import build_tiny_transformer
+    from secmine_testing.tiny_models import build_tiny_transformer
     from secmine.detect.train import train_labelled
 
     backbone = build_tiny_transformer(tmp_path / "tiny", data["text"].tolist(), architecture="bert")
@@ -250,14 +285,15 @@ def test_classify_stage_reports_int8_exactness(trained: tuple[str, object], data
                        engine_tolerance=1.0, log=lambda _: None)
     corpus = tmp_path / "corpus"
     write_corpus(list(read_snapshot(fixtures_dir / "detect" / "threads.jsonl")), corpus)
-    for engine, sample in (("auto", 10), ("onnx", 10), ("auto", 0)):
-        metrics = tmp_path / f"{engine}-{sample}.json"
+    cases = (("auto", 10, False), ("onnx-int8", 10, True), ("auto", 10, True), ("onnx", 10, False), ("auto", 0, False))
+    for engine, sample, deterministic in cases:
+        metrics = tmp_path / f"{engine}-{sample}-{deterministic}.json"
         classified, _ = run_classify_stage(
             model_dir=saved, corpus=corpus, keywords_path=None, output=tmp_path / "classified.parquet",
             checkpoint_dir=None, tables_dir=None, figures_dir=None, metrics_path=metrics, engine=engine,
-            exactness_sample=sample, num_threads=1, progress=False)
+            exactness_sample=sample, num_threads=1, progress=False, deterministic=deterministic)
         written = json.loads(metrics.read_text())
-        if engine == "auto" and sample:
+        if sample and (engine == "onnx-int8" or (engine == "auto" and not deterministic)):
             check = written["engine_check"]
             assert written["engine"] == check["engine"] == "onnx-int8" and check["threads"] == 10
             exact = classify_file(saved, corpus, tmp_path / "exact.csv", engine="onnx", progress=False)
@@ -267,3 +303,5 @@ def test_classify_stage_reports_int8_exactness(trained: tuple[str, object], data
             assert check["security_pct_exact"] == pytest.approx(100 * picked["label"].mean())
         else:
             assert "engine_check" not in written  # exact engine, or no sample asked for
+            if deterministic:  # the stage's default: auto runs the exact graph although int8 was validated
+                assert written["engine"] == "onnx"

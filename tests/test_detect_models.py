@@ -1,7 +1,7 @@
 """Every model family on tiny data: fit, predict, save with a model card, load, same predictions.
 
 The transformer is a tiny DistilBERT built from a config with a WordPiece tokenizer trained
-offline (secmine.detect.tiny), so the real code path (Trainer, save_pretrained, dynamic batching)
+offline (secmine_testing.tiny_models), so the real code path (Trainer, save_pretrained, dynamic batching)
 runs in seconds.
 """
 
@@ -27,7 +27,7 @@ def data(fixtures_dir: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory, data: pd.DataFrame) -> Path:
-    from secmine.detect.tiny import build_tiny_transformer
+    from secmine_testing.tiny_models import build_tiny_transformer
 
     return build_tiny_transformer(tmp_path_factory.mktemp("tiny"), data["text"].tolist())
 

@@ -32,7 +32,7 @@ def _run(labelled_csv: Path, out: Path, families: str, settings: ModelSettings) 
 
 
 def test_comparison_is_fair_reported_saved_and_deterministic(labelled_csv: Path, tmp_path: Path) -> None:
-    from secmine.detect.tiny import build_tiny_transformer
+    from secmine_testing.tiny_models import build_tiny_transformer
 
     tiny = build_tiny_transformer(tmp_path / "tiny", pd.read_csv(labelled_csv)["text"].tolist())
     settings = ModelSettings(seed=5, num_threads=1, backbone=str(tiny), max_length=64, epochs=4, batch_size=8,

@@ -304,7 +304,7 @@ def test_zero_shot_ranks_codes_by_similarity(
 
 @pytest.mark.slow
 def test_finetune_family_on_a_tiny_model(tmp_path: Path, user_codebook: Codebook) -> None:
-    from secmine.detect.tiny import build_tiny_transformer
+    from secmine_testing.tiny_models import build_tiny_transformer
 
     data = synthetic(user_codebook, n=24)
     backbone = build_tiny_transformer(

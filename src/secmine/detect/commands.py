@@ -32,7 +32,8 @@ def evaluate_command(
     from secmine import io
     from secmine.detect.labelled import mark_keyword_match, read_labelled_file
     from secmine.detect.metrics import METRICS, SCORE_METRICS, evaluate_scores
-    from secmine.detect.predict import apply_card, card_max_chars, load_model
+    from secmine.detect.predict import apply_card
+    from secmine.detect.savedmodel import card_max_chars, load_model
 
     if population not in ("card", "keyword", "all"):
         raise typer.BadParameter(f"--population {population!r}: use card, keyword or all")
@@ -99,11 +100,11 @@ def export_command(
     tolerance: float = typer.Option(0.01, help="largest MCC difference to PyTorch an engine may have"),
     num_threads: int = typer.Option(2, help="CPU threads"),
 ) -> None:
-    """Export a saved transformer to ONNX (fp32 and int8) for `secmine classify --engine onnx|onnx-int8`."""
-    from secmine import io
+    """Export a saved transformer to ONNX (fp32 and int8) for `secmine classify --engine onnx|onnx-int8`:
+    into MODEL_DIR/onnx, or OUTPUT_DIR/onnx when given (nothing is written anywhere else)."""
     from secmine.detect.engine import engines_table, export_model_dir, validate_engines
     from secmine.detect.labelled import read_labelled_file
-    from secmine.detect.predict import MODEL_CARD, card_max_chars, load_model
+    from secmine.detect.savedmodel import card_max_chars, card_path, load_model, read_card, write_card
 
     info = export_model_dir(model_dir, output_dir=output_dir)
     typer.echo(f"{(output_dir or model_dir)}/onnx: {info['graph']} graph, fp32 parity "
@@ -122,9 +123,10 @@ def export_command(
                               tolerance=tolerance, num_threads=num_threads, engine_dir=output_dir)
     typer.echo(engines_table(report).to_string(index=False))
     if output_dir is None:
-        card["engines"] = report
-        io.write_json(Path(model_dir) / MODEL_CARD, card)
-        typer.echo(f"recommended engine {report['recommended']!r} recorded in {Path(model_dir) / MODEL_CARD}")
+        saved = read_card(model_dir)  # as written (load_model's copy carries this run's thread count)
+        saved["engines"] = report
+        write_card(model_dir, saved)
+        typer.echo(f"recommended engine {report['recommended']!r} recorded in {card_path(model_dir)}")
 
 
 def register(app: typer.Typer) -> None:

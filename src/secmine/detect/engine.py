@@ -1,18 +1,26 @@
 """Fast CPU inference for fine-tuned transformers: ONNX Runtime graphs, fp32 or int8.
 
 A saved transformer (``models/security``) is exported to two ONNX graphs kept beside its weights in
-``onnx/``, both taking ``input_ids`` only:
+``onnx/`` (the layout is :mod:`secmine.detect.savedmodel`'s), both taking ``input_ids`` only:
 
 * ``model.onnx`` -- fp32, numerically the PyTorch model (checked at export: largest logit
   difference on probe texts within :data:`PARITY_TOLERANCE`).  For BERT-family classifiers (the
   default MiniLM backbone) the last encoder layer is computed for the ``[CLS]`` position only --
   the classifier reads nothing else -- which removes most of that layer's work without changing
-  the output; other architectures are exported whole.
+  the output; other architectures are exported whole.  A text's logits do not depend on the texts
+  batched with it.
 * ``model.int8.onnx`` -- the same graph with its matrix products dynamically quantised to int8
-  (weights per channel; embeddings, pooler and head stay fp32).  Faster on CPUs with int8 dot
-  products (AVX512-VNNI, AVX-VNNI), approximate: activations are quantised per batch, so a text's
-  probability can move slightly with the texts it is batched with (still byte-identical between
-  runs on the same input).
+  (weights per channel in a 7-bit range, see :data:`INT8_REDUCE_RANGE`; embeddings, pooler and
+  head stay fp32).  Faster on CPUs with int8 dot products (AVX512-VNNI, AVX-VNNI), approximate:
+  activations are quantised per batch, so a text's probability can move slightly with the texts it
+  is batched with (still byte-identical between runs on the same input and machine).
+
+The engines are written only by the train stage (into the model folder, a declared DVC output)
+and by ``secmine export`` (into the model folder or a folder the user names); a model folder
+whose engines are missing or in an older export format is one line saying to run ``secmine
+export --model-dir DIR`` -- nothing is exported on the fly.  Export is deterministic: the same
+weights give the same bytes (tracing on one torch thread, no timestamps or random names in the
+graphs, quantisation computed from the weights alone; see tests/test_determinism.py).
 
 The engines never pad: :class:`OnnxClassifier` batches only texts of one token length together
 (length-sorted, :func:`secmine.detect.batching.plan_batches` with ``same_length``), so the graphs
@@ -27,38 +35,51 @@ threads ran it.
 Which engine ``secmine classify`` uses is :func:`resolve_engine`'s choice: ``auto`` takes the
 engine the train stage *validated* on the held-out test split (int8 only when its MCC is within
 the tolerance of the PyTorch model's, see :func:`validate_engines`), else the exact fp32 graph,
-else PyTorch when ONNX Runtime is missing.  ``torch``, ``onnx`` and ``onnx-int8`` force one.
+else PyTorch when ONNX Runtime is missing; with ``exact`` (the classify stage's default, whose
+results feed committed tables) ``auto`` never picks int8.  ``torch``, ``onnx`` and ``onnx-int8``
+force one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from secmine.detect.models.base import ModelError
+from secmine.detect.savedmodel import (  # noqa: F401 - layout names re-exported for callers of this module
+    ENGINE_DIR,
+    ENGINE_FILES,
+    ENGINES,
+    EXPORT_FORMAT,
+    EXPORT_INFO,
+    EngineError,
+    engine_path,
+    engines_problem,
+    has_engines,
+    require_engines,
+)
 
 log = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 ENGINE_CHOICES: tuple[str, ...] = ("auto", *ENGINES)
-ENGINE_DIR = "onnx"
-ENGINE_FILES: dict[str, str] = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
-EXPORT_INFO = "export.json"
-#: Export format: 2 = graphs without an attention mask (1 had masked graphs and ``model.unpadded*`` twins).
-EXPORT_FORMAT = 2
 #: Token budget and largest batch of an ONNX Runtime run (see the module docstring).
 MAX_TOKENS = 512
 MAX_BATCH_SIZE = 64
 PARITY_TOLERANCE = 1e-3
 OPSET = 17
+#: int8 weights use 7 bits (``reduce_range``): every product sum of a uint8 activation pair and an
+#: int8 weight pair then fits the int16 that CPUs without VNNI accumulate in (255*64*2 < 2**15), so
+#: those CPUs compute the same integers as VNNI/AMX ones instead of saturating.
+INT8_REDUCE_RANGE = True
 PROBE_TEXTS: tuple[str, ...] = (
     "Security vulnerability: remote code execution when loading a pickled checkpoint (CVE-2024-0001).",
     "The tokenizer crashes on empty input.",
@@ -67,34 +88,12 @@ PROBE_TEXTS: tuple[str, ...] = (
 )
 
 
-class EngineError(ModelError):
-    """An inference engine cannot be built or used."""
-
-
 def onnxruntime_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
     return True
-
-
-def engine_path(directory: str | os.PathLike[str], engine: str) -> Path:
-    """Where ``engine``'s graph lives under a model folder."""
-    if engine not in ENGINE_FILES:
-        raise EngineError(f"engine {engine!r} has no ONNX graph (choose one of {', '.join(ENGINE_FILES)})")
-    return Path(directory) / ENGINE_DIR / ENGINE_FILES[engine]
-
-
-def has_engines(directory: str | os.PathLike[str]) -> bool:
-    """Whether ``directory/onnx`` holds both graphs in the current export format."""
-    info_path = Path(directory) / ENGINE_DIR / EXPORT_INFO
-    if not (info_path.is_file() and all(engine_path(directory, e).is_file() for e in ENGINE_FILES)):
-        return False
-    try:
-        return json.loads(info_path.read_text(encoding="utf-8")).get("format") == EXPORT_FORMAT
-    except (OSError, ValueError):
-        return False
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -201,9 +200,11 @@ def _export_graph(module: Any, path: Path, inputs: dict[str, np.ndarray]) -> Non
         )
 
 
-def _quantize(source: Path, target: Path) -> None:
+def _quantize(source: Path, target: Path, *, reduce_range: bool | None = None) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    reduce_range = INT8_REDUCE_RANGE if reduce_range is None else reduce_range
 
     graph = onnx.load(str(source))
     keep = [n.name for n in graph.graph.node if n.op_type == "MatMul" and ("pooler" in n.name or "classifier" in n.name)]
@@ -214,9 +215,32 @@ def _quantize(source: Path, target: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"], nodes_to_exclude=keep)
+                             reduce_range=reduce_range, op_types_to_quantize=["MatMul"], nodes_to_exclude=keep)
     finally:
         root.setLevel(level)
+
+
+def parity_bound(difference: float) -> float:
+    """The largest logit difference measured at export, rounded up to a power of ten: an upper bound
+    that does not change with the last bits of one CPU's float arithmetic (export.json stays the same)."""
+    if not np.isfinite(difference):
+        return float("inf")
+    if difference <= 0:
+        return 0.0
+    return float(10.0 ** math.ceil(math.log10(difference)))
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run torch on ``count`` threads inside (tracing and constant folding: one fixed order of sums)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def export_engines(
@@ -228,11 +252,14 @@ def export_engines(
 ) -> dict[str, Any]:
     """Write ``directory/onnx/`` for a PyTorch sequence classifier: ``model.onnx``, ``model.int8.onnx``
     (input ``input_ids``, output ``logits``) and ``export.json``; returns the export record (graph
-    kind, parity, versions).
+    kind, parity bound, versions).
 
     The fp32 graph must reproduce the PyTorch logits on probe batches of several lengths within
     :data:`PARITY_TOLERANCE`; the ``[CLS]``-only graph falls back to the whole model if it does not,
     and an :class:`EngineError` is raised if neither does.  The folder is replaced atomically.
+    Same weights, same bytes: tracing runs on one torch thread, the graphs carry no timestamp or
+    random name, quantisation is arithmetic on the weights alone, and export.json records only
+    versions, settings and the parity bound (:func:`parity_bound`).
     """
     import importlib.metadata as md
 
@@ -247,11 +274,11 @@ def export_engines(
         except (ValueError, TypeError, AttributeError):  # pragma: no cover - architecture without the option
             pass
     probes = _probes(tokenizer, max_length)
-    with torch.inference_mode():
-        expected = [source(input_ids=torch.from_numpy(ids)).logits.numpy() for ids in probes]
     from secmine.io import atomic_dir
 
-    with atomic_dir(Path(directory) / ENGINE_DIR) as staging:
+    with _torch_threads(1), atomic_dir(Path(directory) / ENGINE_DIR) as staging:
+        with torch.inference_mode():
+            expected = [source(input_ids=torch.from_numpy(ids)).logits.numpy() for ids in probes]
         path = staging / ENGINE_FILES["onnx"]
         attempts: list[str] = []
         chosen = None
@@ -284,9 +311,10 @@ def export_engines(
             "inputs": ["input_ids"],
             "opset": OPSET,
             "max_length": int(max_length),
-            "parity_max_abs_logit_diff": difference,
+            "parity_max_abs_logit_diff": parity_bound(difference),
             "parity_tolerance": PARITY_TOLERANCE,
-            "int8": "dynamic quantisation of MatMul weights per channel (QInt8), activations per batch",
+            "int8": "dynamic quantisation of MatMul weights per channel (QInt8, 7-bit range), activations per batch"
+            if INT8_REDUCE_RANGE else "dynamic quantisation of MatMul weights per channel (QInt8), activations per batch",
             "versions": versions,
         }
         (staging / EXPORT_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -294,38 +322,15 @@ def export_engines(
 
 
 def export_model_dir(model_dir: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Export the engines of a saved transformer (``secmine export``); into the model folder unless
-    ``output_dir`` is given."""
-    from secmine.detect.predict import load_model
+    """Export the engines of a saved transformer (``secmine export``) into ``output_dir/onnx`` -- the
+    model folder itself unless another folder is named."""
+    from secmine.detect.savedmodel import load_model
 
     model, card = load_model(model_dir, progress=False)
     if card["family"] != "transformer":
         raise EngineError(f"{model_dir}: a {card['family']} model; only transformers have ONNX engines")
     return export_engines(model.model, model.tokenizer, output_dir or model_dir,
                           max_length=int(model.params["max_length"]))
-
-
-def cache_root() -> Path:
-    """Where engines exported on the fly are kept: ``$SECMINE_CACHE_DIR`` or ``~/.cache/secmine``."""
-    base = os.environ.get("SECMINE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "secmine")
-    return Path(base) / "engines"
-
-
-def engine_folder(model_dir: str | os.PathLike[str], *, fingerprint: str | None = None) -> Path:
-    """The folder holding ``onnx/`` for a model: the model folder when it has its engines, else a
-    cache folder named by the model's fingerprint (exported there on first use)."""
-    if has_engines(model_dir):
-        return Path(model_dir)
-    from secmine.detect.predict import model_fingerprint
-
-    key = (fingerprint or model_fingerprint(model_dir))[:20]
-    folder = cache_root() / key
-    if not has_engines(folder):
-        log.warning("%s has no ONNX engines; exporting them to %s (secmine export --model-dir %s keeps them "
-                    "with the model)", model_dir, folder, model_dir)
-        export_model_dir(model_dir, output_dir=folder)
-    return folder
 
 
 # -- inference ----------------------------------------------------------------------------------
@@ -344,7 +349,7 @@ class OnnxClassifier:
         if engine not in ENGINE_FILES:
             raise EngineError(f"engine {engine!r} is not an ONNX engine")
         if not Path(graph).is_file():
-            raise EngineError(f"{graph}: no such ONNX graph (secmine export --model-dir <model> writes it)")
+            raise EngineError(f"{graph}: no such ONNX graph; run `secmine export --model-dir <model>` to write it")
         self.engine = engine
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
@@ -371,7 +376,7 @@ class OnnxClassifier:
                 session = self._loading.result()
             except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types
                 raise EngineError(f"{self.graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc}); "
-                                  "secmine export --model-dir <model> writes it again") from exc
+                                  "run `secmine export --model-dir <model>` to write it again") from exc
             inputs = {i.name for i in session.get_inputs()}
             if "input_ids" not in inputs:
                 raise EngineError(f"{self.graph}: the graph has no 'input_ids' input (inputs: {sorted(inputs)})")
@@ -380,14 +385,16 @@ class OnnxClassifier:
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str], card: dict[str, Any], engine: str, *,
-                       num_threads: int = 2, progress: bool = False, fingerprint: str | None = None,
+                       num_threads: int = 2, progress: bool = False,
                        engine_dir: str | os.PathLike[str] | None = None) -> OnnxClassifier:
-        """The engine of a saved model: its ``onnx/`` (or ``engine_dir/onnx``, or the cache), its tokenizer."""
+        """The engine of a saved model: its ``onnx/`` (or ``engine_dir/onnx``) and its tokenizer.
+        Engines that are missing or in an older export format are an :class:`EngineError` saying to
+        run ``secmine export`` -- nothing is exported on the fly."""
         from transformers import AutoTokenizer
 
         from secmine.detect.models.transformer import quiet_transformers
 
-        folder = Path(engine_dir) if engine_dir is not None else engine_folder(model_dir, fingerprint=fingerprint)
+        folder = require_engines(engine_dir if engine_dir is not None else model_dir, model_dir)
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return cls(engine_path(folder, engine), tokenizer, engine=engine,
@@ -419,9 +426,11 @@ class OnnxClassifier:
 # -- choosing and validating --------------------------------------------------------------------
 
 
-def resolve_engine(requested: str, card: dict[str, Any]) -> str:
+def resolve_engine(requested: str, card: dict[str, Any], *, exact: bool = False) -> str:
     """The engine to run: ``torch`` for non-transformer families (their own code), the requested one
-    otherwise; ``auto`` = the card's validated recommendation, else ``onnx`` (exact), else ``torch``."""
+    otherwise; ``auto`` = the card's validated recommendation, else ``onnx`` (exact), else ``torch``.
+    With ``exact``, ``auto`` never picks the approximate int8 engine (whose labels can change with
+    the CPU): the exact fp32 graph, else ``torch``.  A forced engine is always honoured."""
     if requested not in ENGINE_CHOICES:
         raise EngineError(f"engine {requested!r}: choose one of {', '.join(ENGINE_CHOICES)}")
     if card.get("family") != "transformer":
@@ -433,6 +442,8 @@ def resolve_engine(requested: str, card: dict[str, Any]) -> str:
     if not onnxruntime_available() or "error" in (card.get("engine_export") or {}):
         return "torch"
     recommended = (card.get("engines") or {}).get("recommended")
+    if exact:
+        return "onnx" if recommended != "torch" else "torch"
     return recommended if recommended in ENGINES else "onnx"
 
 

@@ -13,77 +13,44 @@ card's threshold to the raw score (:func:`apply_card`, the one place that does t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from secmine.detect.models import ModelError, SecurityModel, get_family
+from secmine.detect.models import ModelError, SecurityModel
+from secmine.detect.savedmodel import (  # noqa: F401 - MODEL_CARD, read_card, load_model are this module's API too
+    MODEL_CARD,
+    card_max_chars,
+    load_model,
+    model_fingerprint,
+    read_card,
+)
 from secmine.schema import CLASSIFIED_COLUMNS
-from secmine.text import DEFAULT_MAX_CHARS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from secmine.detect.engine import OnnxClassifier
 
-MODEL_CARD = "model_card.json"
-
-
-def read_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The model card of a saved model (``model_card.json``)."""
-    path = Path(model_dir) / MODEL_CARD
-    if not path.is_file():
-        raise ModelError(f"{path}: no model card; train a model first (secmine train) or pass another --model-dir")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-    if "family" not in card:
-        raise ModelError(f"{path}: field 'family' missing")
-    return card
-
-
-def load_model(model_dir: str | os.PathLike[str], *, num_threads: int | None = None,
-               progress: bool | None = None) -> tuple[SecurityModel, dict[str, Any]]:
-    """``(model, card)`` of a saved model, whatever its family."""
-    card = read_card(model_dir)
-    cls = get_family(card["family"])
-    settings = dict(card.get("settings", {}))
-    if num_threads is not None:
-        settings["num_threads"] = num_threads
-    if progress is not None:
-        settings["progress"] = progress
-    card = {**card, "settings": settings}
-    if num_threads:
-        import torch
-
-        torch.set_num_threads(num_threads)
-    return cls.load(model_dir, card), card
 
 
 def load_classifier(model_dir: str | os.PathLike[str], *, engine: str = "auto", num_threads: int | None = None,
-                    progress: bool = False) -> tuple[Any, dict[str, Any], str]:
+                    progress: bool = False, exact: bool = False) -> tuple[Any, dict[str, Any], str]:
     """``(model, card, engine)``: what :func:`classify_file` runs -- the saved model itself, or for a
     transformer an ONNX Runtime session when the resolved engine is ``onnx``/``onnx-int8`` (then
-    PyTorch weights are never loaded)."""
+    PyTorch weights are never loaded).  ``exact``: ``auto`` never resolves to int8
+    (:func:`secmine.detect.engine.resolve_engine`)."""
     from secmine.detect.engine import OnnxClassifier, resolve_engine
 
     card = read_card(model_dir)
-    resolved = resolve_engine(engine, card)
+    resolved = resolve_engine(engine, card, exact=exact)
     if resolved == "torch":
         model, card = load_model(model_dir, num_threads=num_threads, progress=progress)
         return model, card, resolved
     threads = int(num_threads if num_threads else card.get("settings", {}).get("num_threads", 2))
     return OnnxClassifier.from_model_dir(model_dir, card, resolved, num_threads=threads, progress=progress), card, resolved
-
-
-def card_max_chars(card: dict[str, Any]) -> int:
-    """The text length cap the model was trained with."""
-    value = (card.get("text") or {}).get("max_chars")
-    return int(value) if value else DEFAULT_MAX_CHARS
 
 
 def apply_card(card: dict[str, Any], scores: Any, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -97,18 +64,6 @@ def apply_card(card: dict[str, Any], scores: Any, threshold: float | None = None
     if threshold is not None:
         return probability, (probability >= float(threshold)).astype(np.int64)
     return probability, card_labels(card, raw)
-
-
-def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
-    """SHA-256 over the saved model's files (names and bytes)."""
-    digest = hashlib.sha256()
-    root = Path(model_dir)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _chunk_key(model_key: str, ids: list[str], texts: list[str], extra: str) -> str:
@@ -194,6 +149,7 @@ def classify_file(
     num_threads: int | None = None,
     engine: str = "auto",
     progress: bool = True,
+    exact: bool = False,
 ) -> pd.DataFrame:
     """Classify every row of ``input_path`` with the model in ``model_dir`` and write ``output``.
 
@@ -207,12 +163,13 @@ def classify_file(
 
     ``engine`` runs a transformer with PyTorch (``torch``) or ONNX Runtime (``onnx``: fp32, the same
     logits; ``onnx-int8``: quantised) -- ``auto`` picks what the train stage validated (see
-    :mod:`secmine.detect.engine`); other families ignore it.
+    :mod:`secmine.detect.engine`); other families ignore it.  ``exact``: ``auto`` never picks int8.
+    Nothing is written besides ``output`` and the chunks in ``checkpoint_dir``.
     """
     from secmine import io
     from secmine.detect.corpus import load_inputs
 
-    model, card, engine = load_classifier(model_dir, engine=engine, num_threads=num_threads)
+    model, card, engine = load_classifier(model_dir, engine=engine, num_threads=num_threads, exact=exact)
     inputs = load_inputs(input_path, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
     key = model_fingerprint(model_dir) if checkpoint_dir is not None else ""
     scores = classify_frame(

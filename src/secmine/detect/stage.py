@@ -227,8 +227,14 @@ def run_classify_stage(
     text_column: str = "text",
     id_column: str = "id",
     progress: bool = True,
+    deterministic: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics.
+
+    ``deterministic`` (the default): the stage feeds committed tables, so ``engine: auto`` runs the
+    exact fp32 graph, never int8 -- int8 labels can change with the CPU (its integer kernels
+    differ between CPUs with and without VNNI, and activation scales are per batch), fp32 labels
+    are PyTorch's (see docs/determinism.md).  A forced ``onnx-int8`` is still honoured.
 
     When the engine is approximate (int8), ``exactness_sample`` threads spread evenly over the corpus
     (every k-th by id) are also run through the exact fp32 graph and the metrics report how often
@@ -238,13 +244,14 @@ def run_classify_stage(
     from secmine import io
     from secmine.detect.engine import resolve_engine
     from secmine.detect.calibration import probability_threshold
-    from secmine.detect.predict import classify_file, probability_figure, read_card, summarise_classified
+    from secmine.detect.predict import classify_file, probability_figure, summarise_classified
+    from secmine.detect.savedmodel import read_card
 
     card = read_card(model_dir)
-    resolved = resolve_engine(engine, card)
+    resolved = resolve_engine(engine, card, exact=deterministic)
     classified = classify_file(
         model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
-        chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress,
+        chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress, exact=deterministic,
         text_column=text_column, id_column=id_column,
     )
     summary = summarise_classified(classified)
@@ -254,7 +261,7 @@ def run_classify_stage(
 
         from secmine.detect.corpus import load_inputs
         from secmine.detect.engine import exactness_check
-        from secmine.detect.predict import card_max_chars
+        from secmine.detect.savedmodel import card_max_chars
 
         inputs = load_inputs(corpus, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
         picks = np.unique(np.linspace(0, len(inputs) - 1, min(exactness_sample, len(inputs))).astype(int))

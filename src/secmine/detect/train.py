@@ -56,13 +56,13 @@ from secmine.detect.calibration import (
 )
 from secmine.detect.metrics import METRICS, SCORE_METRICS, best_threshold, binary_metrics, evaluate_scores
 from secmine.detect.models import LLM_FAMILIES, ModelSettings, SecurityModel, get_family, parse_families
+from secmine.detect.savedmodel import MODEL_CARD, read_card, write_card  # noqa: F401 - MODEL_CARD kept as API
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from secmine.detect.labelled import LabelledSet
 
-MODEL_CARD = "model_card.json"
 DEFAULT_FAMILIES = "keyword,tfidf_logreg,tfidf_svm,embed_logreg,transformer"
 FAMILY_LABELS = {
     "keyword": "Keyword baseline",
@@ -870,14 +870,15 @@ def save_model(
     log: Any = print,
 ) -> Path:
     """Replace ``directory`` with the model's files and ``model_card.json`` (atomically: a sibling
-    temporary folder is renamed into place).
+    temporary folder is renamed into place; this process is its only writer).
 
     A transformer is also exported to ONNX (``onnx/``, see :mod:`secmine.detect.engine`); with
     ``validation`` = ``(texts, labels, PyTorch probabilities)`` of held-out rows, every engine is
     scored on them and the card records the engine ``secmine classify --engine auto`` runs.
+    The layout and the card are :mod:`secmine.detect.savedmodel`'s.
     """
     from secmine.detect.engine import EngineError, export_engines, onnxruntime_available, validate_engines
-    from secmine.io import atomic_dir, write_json
+    from secmine.io import atomic_dir
 
     card = dict(card)
     with atomic_dir(directory) as staging:
@@ -898,7 +899,7 @@ def save_model(
                 log(f"engines on {len(texts)} held-out texts: " + ", ".join(
                     f"{e} MCC {card['engines'][e]['mcc']:.3f}" for e in ("torch", "onnx", "onnx-int8"))
                     + f"; recommended {card['engines']['recommended']}")
-        write_json(staging / MODEL_CARD, card)
+        write_card(staging, card)
     return Path(directory)
 
 
@@ -1181,7 +1182,7 @@ def train_labelled(
                    validation=(test["text"].tolist(), test["label"].to_numpy(dtype=np.int64), best.test_proba),
                    engine_tolerance=float(settings.engine_tolerance), log=log)
         log(f"saved {best.family} to {model_dir}")
-        engines = json.loads((Path(model_dir) / MODEL_CARD).read_text(encoding="utf-8")).get("engines")
+        engines = read_card(model_dir).get("engines")
     write_reports(comparison, tables_dir=tables_dir, figures_dir=figures_dir, metrics_path=metrics_path,
                   provenance=provenance, engines=engines, probe=probe, issues=issues)
     if predictions_out is not None:

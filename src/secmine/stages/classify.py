@@ -28,6 +28,9 @@ class Params(StageParams):
     num_threads: int = 2
     engine: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     exactness_sample: int = 1000  # with int8: threads also run exactly (fp32), agreement in the metrics
+    # The committed tables need the same labels on every CPU: `engine: auto` runs the exact fp32 graph
+    # (int8 only when forced with `engine: onnx-int8`); see docs/determinism.md.
+    deterministic: bool = True
     text_column: str = "text"  # of a CSV input
     id_column: str = "id"  # of a CSV input
 
@@ -70,6 +73,7 @@ def run(params: Params, paths: Paths) -> Result:
         num_threads=params.num_threads,
         engine=params.engine,
         exactness_sample=params.exactness_sample,
+        deterministic=params.deterministic,
         text_column=params.text_column,
         id_column=params.id_column,
     )

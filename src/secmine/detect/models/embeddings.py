@@ -1,5 +1,5 @@
 """Frozen sentence embeddings (all-MiniLM-L6-v2 by default, via sentence-transformers) + logistic
-regression.  Embeddings are computed once per text and cached in memory across folds and trials."""
+regression (the head saved with skops).  Embeddings are computed once per text and cached in memory across folds and trials."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from secmine.detect.models.base import (
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-HEAD_FILE = "head.joblib"
+HEAD_FILE = "head.skops"
+LEGACY_HEAD_FILE = "head.joblib"  # pickled by secmine before skops; refused on load
 
 _ENCODERS: dict[str, Any] = {}
 _CACHE: dict[tuple[str, str], np.ndarray] = {}
@@ -124,22 +125,24 @@ class EmbedLogReg(SecurityModel):
         return sigmoid(self.head.decision_function(self._embed(texts)))
 
     def save(self, directory: str | os.PathLike[str]) -> None:
-        import joblib
+        from secmine.detect.models.skops_io import save_estimator
 
-        from secmine.io import atomic_path
-
-        with atomic_path(ensure_dir(directory) / HEAD_FILE) as tmp:
-            joblib.dump(self.head, tmp)
+        if self.head is None:
+            raise ModelError("embed_logreg: save before fit")
+        save_estimator(self.head, ensure_dir(directory) / HEAD_FILE)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], card: dict[str, Any]) -> EmbedLogReg:
-        import joblib
+        from secmine.detect.models.skops_io import load_estimator
 
         path = Path(directory) / HEAD_FILE
         if not path.is_file():
-            raise ModelError(f"{path}: saved classifier head not found")
+            if (Path(directory) / LEGACY_HEAD_FILE).is_file():
+                raise ModelError(f"{Path(directory) / LEGACY_HEAD_FILE}: a pickled (joblib) classifier head, which "
+                                 "secmine no longer loads; retrain the model (secmine train) to save it with skops")
+            raise ModelError(f"{path}: saved classifier head not found; retrain the model (secmine train)")
         model = cls(card.get("params"), ModelSettings.from_dict(card.get("settings", {})))
-        model.head = joblib.load(path)
+        model.head = load_estimator(path)
         return model
 
     def describe(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""TF-IDF with logistic regression and with a linear SVM (scikit-learn pipelines, saved with joblib)."""
+"""TF-IDF with logistic regression and with a linear SVM (scikit-learn pipelines, saved with skops:
+no pickle, trusted types checked on load, see :mod:`secmine.detect.models.skops_io`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from secmine.detect.models.base import (
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-PIPELINE_FILE = "pipeline.joblib"
+PIPELINE_FILE = "pipeline.skops"
+LEGACY_PIPELINE_FILE = "pipeline.joblib"  # pickled by secmine before skops; refused on load
 
 
 class _TfidfModel(SecurityModel):
@@ -90,23 +92,24 @@ class _TfidfModel(SecurityModel):
         return self.pipeline.decision_function(list(texts))
 
     def save(self, directory: str | os.PathLike[str]) -> None:
-        import joblib
+        from secmine.detect.models.skops_io import save_estimator
 
-        from secmine.io import atomic_path
-
-        path = ensure_dir(directory) / PIPELINE_FILE
-        with atomic_path(path) as tmp:
-            joblib.dump(self.pipeline, tmp, compress=3)
+        if self.pipeline is None:
+            raise ModelError(f"{self.family}: save before fit")
+        save_estimator(self.pipeline, ensure_dir(directory) / PIPELINE_FILE)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], card: dict[str, Any]) -> _TfidfModel:
-        import joblib
+        from secmine.detect.models.skops_io import load_estimator
 
         path = Path(directory) / PIPELINE_FILE
         if not path.is_file():
-            raise ModelError(f"{path}: saved pipeline not found")
+            if (Path(directory) / LEGACY_PIPELINE_FILE).is_file():
+                raise ModelError(f"{Path(directory) / LEGACY_PIPELINE_FILE}: a pickled (joblib) pipeline, which "
+                                 "secmine no longer loads; retrain the model (secmine train) to save it with skops")
+            raise ModelError(f"{path}: saved pipeline not found; retrain the model (secmine train)")
         model = cls(card.get("params"), ModelSettings.from_dict(card.get("settings", {})))
-        model.pipeline = joblib.load(path)
+        model.pipeline = load_estimator(path)
         return model
 
 

@@ -58,14 +58,19 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def configure_torch(seed: int, num_threads: int) -> None:
-    """Seed everything and fix the CPU thread count (same inputs -> same numbers)."""
+    """Seed everything, fix the CPU thread count and ask for deterministic kernels (same inputs, same
+    weights, byte for byte, on one machine kind): torch's deterministic algorithms, cuDNN without
+    autotuning, and the cuBLAS workspace setting that deterministic GPU matrix products need."""
     import torch
     from transformers import set_seed
 
     if num_threads > 0:
         torch.set_num_threads(num_threads)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     set_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 class _ListDataset:
@@ -211,7 +216,7 @@ class TransformerModel(SecurityModel):
                 optim="adamw_torch",
                 seed=self.settings.seed,
                 data_seed=self.settings.seed,
-                save_strategy="no",
+                save_strategy="no",  # no checkpoints: the one writer of the model is save_model
                 eval_strategy="no",
                 logging_strategy="no",
                 report_to="none",
@@ -219,7 +224,7 @@ class TransformerModel(SecurityModel):
                 use_cpu=not cuda,
                 fp16=bool(cuda),
                 train_sampling_strategy="group_by_length",
-                dataloader_num_workers=0,
+                dataloader_num_workers=0,  # batches built in this process, in one seeded order
                 remove_unused_columns=weights is None,
             )
             trainer = (Trainer if weights is None else weighted_trainer_class())(
