@@ -251,3 +251,17 @@ def test_include_replication_false_from_dvc_drops_the_replication_posts(
 
     assert "replication" not in corpus_sources(params, tmp_path / "without")
     assert "replication" in corpus_sources(params.replace(include_replication=True), tmp_path / "with")
+
+
+def test_outputs_kept_in_git_are_not_cached_by_dvc() -> None:
+    """DVC refuses to cache a file git tracks ("already tracked by SCM"), so every committed output
+    is a `cache: false` out (reports/ and the external data's manifest)."""
+    import subprocess
+
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split())
+    for name, spec in DVC["stages"].items():
+        for out in spec.get("outs", []):
+            path, options = (next(iter(out.items())) if isinstance(out, dict) else (out, {}))
+            resolved = rendered_stage(name).outs[[str(o) for o in spec["outs"]].index(str(out))]
+            if resolved in tracked or any(t.startswith(resolved.rstrip("/") + "/") for t in tracked):
+                assert options.get("cache") is False, f"{name}: {resolved} is in git but cached by DVC"

@@ -116,7 +116,7 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
             for path in tracked:
                 if spec.name == "metrics":
                     metrics.append({path: {"cache": False}})
-                elif path.startswith(("${paths.tables}", "${paths.figures}", "reports/")):
+                elif spec.metadata.get("committed") or path.startswith(("${paths.tables}", "${paths.figures}", "reports/")):
                     outs.append({path: {"cache": False}})  # kept in git
                 else:
                     outs.append(path)

@@ -242,9 +242,12 @@ def input_path(*, optional: bool = False, made_by: str = "", help: str = "") -> 
     return dataclasses.field(default=None, metadata=metadata)
 
 
-def output_path(*, help: str = "") -> Any:
-    """A file or folder the stage writes; all outputs appear together or not at all."""
-    return dataclasses.field(default=None, metadata={"role": ROLE_OUTPUT, "optional": False, "help": help})
+def output_path(*, help: str = "", committed: bool = False) -> Any:
+    """A file or folder the stage writes; all outputs appear together or not at all.
+
+    ``committed``: kept in git rather than in DVC's cache (as everything under ``reports/`` is)."""
+    metadata = {"role": ROLE_OUTPUT, "optional": False, "help": help, "committed": committed}
+    return dataclasses.field(default=None, metadata=metadata)
 
 
 def input_files(*files: str, made_by: str = "", help: str = "") -> Any:

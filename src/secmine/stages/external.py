@@ -27,7 +27,7 @@ class Paths(StagePaths):
     stage = STAGE
     replication_dir: Path = input_path(made_by="secmine external-link", help="the authors' replication package")
     snapshot_dir: Path = input_path(made_by="secmine external-link", help="the thread snapshot folder (ai_issues/)")
-    manifest: Path = output_path(help="files with SHA-256 and size, and counts")
+    manifest: Path = output_path(help="files with SHA-256 and size, and counts", committed=True)
     metrics: Path = output_path(help="counts (DVC metrics)")
 
     # The snapshot may be absent (the manifest says so) unless params.require_snapshot.
