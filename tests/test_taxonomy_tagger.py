@@ -171,7 +171,7 @@ def test_thresholds_are_chosen_inside_the_folds(user_codebook: Codebook) -> None
 # -- families, comparison, saving --------------------------------------------------------------
 
 
-def test_compare_save_load_and_tag(tmp_path: Path, user_codebook: Codebook) -> None:
+def test_compare_save_load_and_tag(tmp_path: Path, user_codebook: Codebook, tiny_replication: Path) -> None:
     data = synthetic(user_codebook, n=72)
     model_dir = tmp_path / "taxonomy"
     result = train_tagger(
@@ -252,7 +252,7 @@ def test_compare_save_load_and_tag(tmp_path: Path, user_codebook: Codebook) -> N
     run = CliRunner().invoke(
         app,
         ["tag", "--model-dir", str(model_dir), "--input", str(jsonl), "--output", str(tmp_path / "cli.csv"),
-         "--out", str(tmp_path / "scratch")],
+         "--out", str(tmp_path / "scratch"), "--replication-dir", str(tiny_replication)],
     )
     assert run.exit_code == 0, run.output
     assert len(pd.read_csv(tmp_path / "cli.csv")) == 2 * len(data.space)

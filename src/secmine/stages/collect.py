@@ -54,6 +54,17 @@ class Paths(StagePaths):
     metrics: Path = output_path(help="counts (DVC metrics)")
     archive_dir: Path = cache_path(help="every raw response of live crawls (resumable)")
 
+    # A live crawl reads neither the snapshot nor the replication package; a snapshot corpus without
+    # the replication posts does not read the package.
+    def needed_inputs(self, params: StageParams | None = None) -> dict[str, Path]:
+        inputs = self.inputs()
+        if isinstance(params, Params):
+            if params.source == "live":
+                inputs = {k: v for k, v in inputs.items() if k not in ("snapshot", "replication_dir")}
+            elif not params.include_replication:
+                inputs.pop("replication_dir", None)
+        return inputs
+
 
 Result = dict[str, Any]
 

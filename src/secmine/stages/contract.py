@@ -366,16 +366,17 @@ class StagePaths:
         """The places the outputs end up in (while a stage runs, it writes to staging places)."""
         return getattr(self, "_final", self)
 
-    def needed_inputs(self) -> dict[str, Path]:
-        """The inputs this run reads (all by default; a stage may need fewer for some inputs)."""
+    def needed_inputs(self, params: StageParams | None = None) -> dict[str, Path]:
+        """The inputs a run with ``params`` reads (all by default; a stage overrides this when some
+        inputs go unread with some params or some inputs, e.g. a live crawl reads no snapshot)."""
         return self.inputs()
 
-    def check_inputs(self) -> None:
+    def check_inputs(self, params: StageParams | None = None) -> None:
         """Every needed input exists, else one line naming it and the stage that makes it."""
         from secmine.errors import MissingInputError
 
         specs = {spec.name: spec for spec in self.specs()}
-        for name, value in self.needed_inputs().items():
+        for name, value in self.needed_inputs(params).items():
             for path in [Path(value) / f for f in specs[name].metadata.get("files", ())] or [Path(value)]:
                 if not path.exists():
                     raise MissingInputError(path, made_by=specs[name].metadata.get("made_by", ""))
@@ -471,7 +472,7 @@ def stage_run(func: Callable[[P, Q], R]) -> Callable[[P, Q], R]:
         if params.stage != paths.stage.replace("-", "_"):
             raise TypeError(f"params of block {params.stage!r} with paths of stage {paths.stage!r}")
         with contextlib.chdir(config.PROJECT_ROOT):
-            paths.check_inputs()
+            paths.check_inputs(params)
             files = {k: v for k, v in paths.files_of().items() if k in paths.outputs()}
             with output_set(paths.outputs(), name=paths.stage, files=files) as staged:
                 staged_paths = dataclasses.replace(paths, **staged)  # type: ignore[type-var]

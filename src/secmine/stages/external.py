@@ -31,7 +31,7 @@ class Paths(StagePaths):
     metrics: Path = output_path(help="counts (DVC metrics)")
 
     # The snapshot may be absent (the manifest says so) unless params.require_snapshot.
-    def needed_inputs(self) -> dict[str, Path]:
+    def needed_inputs(self, params: StageParams | None = None) -> dict[str, Path]:
         return {"replication_dir": self.replication_dir}
 
 

@@ -45,6 +45,11 @@ class Paths(StagePaths):
     )
     paper_figures_dir: Path = output_files(*(p.name for p in _FIG3 if p.parent.name == "f"))
 
+    # The package folder is read only through the coded sample, codebook and texts, each checked
+    # itself (any of them may be a file of your own, outside the package).
+    def needed_inputs(self, params: StageParams | None = None) -> dict[str, Path]:
+        return {k: v for k, v in self.inputs().items() if k != "replication_dir"}
+
 
 Result = ThematicResult
 

@@ -95,7 +95,7 @@ class Paths(StagePaths):
     metrics: Path = output_path()
 
     # With one labelled file, the corpus and the assembled sources are not read.
-    def needed_inputs(self) -> dict[str, Path]:
+    def needed_inputs(self, params: StageParams | None = None) -> dict[str, Path]:
         if self.data is not None:
             return {k: v for k, v in self.inputs().items() if k in ("data", "unlabelled")}
         return self.inputs()
