@@ -487,3 +487,10 @@ def project_root() -> Iterator[Path]:
     """Run with the project root as the working folder (paths of params and dvc.yaml are relative to it)."""
     with contextlib.chdir(config.PROJECT_ROOT):
         yield config.PROJECT_ROOT
+
+
+def metrics_summary(metrics: Mapping[str, typing.Any]) -> str:
+    """What a stage command prints after a run: its metrics as sorted, indented JSON."""
+    import json
+
+    return json.dumps(dict(metrics), indent=2, sort_keys=True, default=str)

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from secmine.analysis import trend
 from secmine.analysis.rq1 import RQ1Params, RQ1Result
-from secmine.stages.contract import StageParams, StagePaths, input_path, output_files, output_path, stage_run
+from secmine.stages.contract import (
+    StageParams,
+    StagePaths,
+    input_path,
+    metrics_summary,
+    output_files,
+    output_path,
+    stage_run,
+)
 
 STAGE = "rq1"
 
@@ -61,6 +69,4 @@ def run(params: Params, paths: Paths) -> Result:
 
 def summary(result: Result) -> str:
     """What the command line prints after a run."""
-    import json
-
-    return json.dumps(result.metrics, indent=2, sort_keys=True, default=str)
+    return metrics_summary(result.metrics)

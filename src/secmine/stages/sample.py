@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secmine.analysis.sampling import SampleParams, SampleResult
-from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
+from secmine.stages.contract import (
+    StageParams,
+    StagePaths,
+    input_path,
+    metrics_summary,
+    output_path,
+    stage_run,
+)
 
 STAGE = "sample"
 
@@ -56,6 +63,4 @@ def run(params: Params, paths: Paths) -> Result:
 
 def summary(result: Result) -> str:
     """What the command line prints after a run."""
-    import json
-
-    return json.dumps(result.metrics, indent=2, sort_keys=True, default=str)
+    return metrics_summary(result.metrics)

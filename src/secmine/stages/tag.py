@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
+from secmine.stages.contract import (
+    StageParams,
+    StagePaths,
+    input_path,
+    metrics_summary,
+    output_path,
+    stage_run,
+)
 from secmine.taxonomy.prevalence import TagParams, TagResult
 
 STAGE = "tag"
@@ -96,6 +103,4 @@ def _tag_input(params: Params, paths: Paths) -> Result:
 
 def summary(result: Result) -> str:
     """What the command line prints after a run."""
-    import json
-
-    return json.dumps(result.metrics, indent=2, sort_keys=True, default=str)
+    return metrics_summary(result.metrics)

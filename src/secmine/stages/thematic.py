@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from secmine.stages.contract import StageParams, StagePaths, input_path, output_files, output_path, stage_run
+from secmine.stages.contract import (
+    StageParams,
+    StagePaths,
+    input_path,
+    metrics_summary,
+    output_files,
+    output_path,
+    stage_run,
+)
 from secmine.thematic import heatmap, paper_tables
 from secmine.thematic.stage import ThematicResult
 
@@ -76,6 +84,4 @@ def run(params: Params, paths: Paths) -> Result:
 
 def summary(result: Result) -> str:
     """What the command line prints after a run."""
-    import json
-
-    return json.dumps(result.metrics, indent=2, sort_keys=True, default=str)
+    return metrics_summary(result.metrics)

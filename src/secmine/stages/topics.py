@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secmine.analysis.topics import TopicsParams, TopicsResult
-from secmine.stages.contract import StageParams, StagePaths, cache_path, input_path, output_path, stage_run
+from secmine.stages.contract import (
+    StageParams,
+    StagePaths,
+    cache_path,
+    input_path,
+    metrics_summary,
+    output_path,
+    stage_run,
+)
 
 STAGE = "topics"
 
@@ -56,6 +64,4 @@ def run(params: Params, paths: Paths) -> Result:
 
 def summary(result: Result) -> str:
     """What the command line prints after a run."""
-    import json
-
-    return json.dumps(result.metrics, indent=2, sort_keys=True, default=str)
+    return metrics_summary(result.metrics)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -133,16 +132,10 @@ class EmbedLogReg(SecurityModel):
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], card: dict[str, Any]) -> EmbedLogReg:
-        from secmine.detect.models.skops_io import load_estimator
+        from secmine.detect.models.skops_io import load_saved
 
-        path = Path(directory) / HEAD_FILE
-        if not path.is_file():
-            if (Path(directory) / LEGACY_HEAD_FILE).is_file():
-                raise ModelError(f"{Path(directory) / LEGACY_HEAD_FILE}: a pickled (joblib) classifier head, which "
-                                 "secmine no longer loads; retrain the model (secmine train) to save it with skops")
-            raise ModelError(f"{path}: saved classifier head not found; retrain the model (secmine train)")
         model = cls(card.get("params"), ModelSettings.from_dict(card.get("settings", {})))
-        model.head = load_estimator(path)
+        model.head = load_saved(directory, HEAD_FILE, legacy=LEGACY_HEAD_FILE, what="classifier head")
         return model
 
     def describe(self) -> dict[str, Any]:

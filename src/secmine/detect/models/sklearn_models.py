@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -100,16 +99,10 @@ class _TfidfModel(SecurityModel):
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], card: dict[str, Any]) -> _TfidfModel:
-        from secmine.detect.models.skops_io import load_estimator
+        from secmine.detect.models.skops_io import load_saved
 
-        path = Path(directory) / PIPELINE_FILE
-        if not path.is_file():
-            if (Path(directory) / LEGACY_PIPELINE_FILE).is_file():
-                raise ModelError(f"{Path(directory) / LEGACY_PIPELINE_FILE}: a pickled (joblib) pipeline, which "
-                                 "secmine no longer loads; retrain the model (secmine train) to save it with skops")
-            raise ModelError(f"{path}: saved pipeline not found; retrain the model (secmine train)")
         model = cls(card.get("params"), ModelSettings.from_dict(card.get("settings", {})))
-        model.pipeline = load_estimator(path)
+        model.pipeline = load_saved(directory, PIPELINE_FILE, legacy=LEGACY_PIPELINE_FILE, what="pipeline")
         return model
 
 

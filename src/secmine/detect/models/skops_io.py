@@ -156,3 +156,15 @@ def load_estimator(path: str | os.PathLike[str], *, trusted: Iterable[str] = TRU
     except Exception as exc:  # noqa: BLE001 - skops raises many types for damaged files
         raise ModelError(f"{path}: skops cannot load it ({type(exc).__name__}: {exc}); retrain "
                          "(secmine train)") from exc
+
+
+def load_saved(directory: str | os.PathLike[str], name: str, *, legacy: str, what: str) -> Any:
+    """The estimator a model folder saved as ``name``; a folder holding only the ``legacy`` pickle
+    (``what``: "pipeline", "classifier head") is refused with the fix, never unpickled."""
+    path = Path(directory) / name
+    if not path.is_file():
+        if (Path(directory) / legacy).is_file():
+            raise ModelError(f"{Path(directory) / legacy}: a pickled (joblib) {what}, which secmine no longer "
+                             "loads; retrain the model (secmine train) to save it with skops")
+        raise ModelError(f"{path}: saved {what} not found; retrain the model (secmine train)")
+    return load_estimator(path)
