@@ -138,3 +138,14 @@ def test_a_failing_pipeline_is_exit_2_with_the_log(project: tuple[Path, Path], t
     assert any("the pipeline failed" in line for line in lines) and (tmp_path / "w" / "verify.log").is_file()
     with pytest.raises(ver.VerifyError, match="no ai_sec_dev/ there"):
         ver.verify(repo, external=tmp_path / "nowhere", prepare=[], echo=lines.append)
+
+
+def test_the_default_preparation_is_a_command_of_the_cli() -> None:
+    """CI's `make verify` runs it in the clone; a renamed command must fail here, not there."""
+    from typer.testing import CliRunner
+
+    from secmine.cli import app
+    from secmine.verify import LINK_COMMAND
+
+    result = CliRunner().invoke(app, [*LINK_COMMAND, "--help"])
+    assert result.exit_code == 0, result.output

@@ -40,6 +40,9 @@ RUN_ENV: dict[str, str] = {
 }
 NO_STAGE = "(no stage)"
 
+# What the clone runs before `dvc repro` unless told otherwise: the data links `make repro` makes.
+LINK_COMMAND: tuple[str, ...] = ("external-link",)
+
 
 class VerifyError(RuntimeError):
     """The scratch clone cannot be made or the pipeline cannot run there."""
@@ -371,7 +374,7 @@ def verify(
     ``workdir``: where the scratch clone goes (a new temporary folder by default, removed afterwards
     unless ``keep`` or the run failed).  ``external``: the data folder linked as ``../shared`` (by
     default ``$SECMINE_EXTERNAL_DIR`` or the ``../shared`` beside ``source``).  ``prepare``: commands
-    run in the clone before ``dvc repro`` (default: ``secmine external link``, as ``make repro`` does).
+    run in the clone before ``dvc repro`` (default: ``secmine external-link``, as ``make repro`` does).
     Returns 0 when nothing differs, 1 when something does, 2 when the pipeline failed.
     """
     from secmine import config
@@ -404,7 +407,7 @@ def verify(
         env = run_environment(clone)
         log = scratch / "verify.log"
         python = sys.executable
-        link = [python, "-m", "secmine.cli", "external", "link"]
+        link = [python, "-m", "secmine.cli", *LINK_COMMAND]
         before = [list(c) for c in prepare] if prepare is not None else [link]
         for command in [*before, [python, "-m", "dvc", "repro", "--force", *targets]]:
             code = run_logged(command, clone, env, log, echo)
