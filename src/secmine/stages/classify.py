@@ -78,6 +78,7 @@ def run(params: Params, paths: Paths) -> Result:
         deterministic=params.deterministic,
         text_column=params.text_column,
         id_column=params.id_column,
+        compute=params.compute,
     )
     return Result(classified=classified, summary=summary)
 

@@ -59,6 +59,7 @@ def run(params: Params, paths: Paths) -> Result:
         tables_dir=paths.tables_dir,
         figures_dir=paths.figures_dir,
         metrics=paths.metrics,
+        compute=params.compute,
     )
     return Result(matches=matches, summary=summary)
 
