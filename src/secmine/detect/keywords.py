@@ -372,7 +372,7 @@ def run_keywords(
     """The ``keywords`` stage: match the corpus, write the per-thread Parquet, table, figure, metrics.
 
     ``compute`` (the shared ``compute`` block): with ``engine: ray`` the corpus is matched by a Ray
-    Data pipeline (:func:`secmine.compute.match_corpus`, the same :func:`match_batch` on each batch),
+    Data pipeline (:func:`secmine.compute.keywords.match_corpus`, the same :func:`match_batch` on each batch),
     with the same outputs.  Returns ``(matches, summary)``.
     """
     from secmine import io
@@ -380,7 +380,7 @@ def run_keywords(
 
     keywords = parse_keywords(keyword_set, extra)
     if compute is not None and compute.engine == "ray":
-        from secmine.compute import match_corpus
+        from secmine.compute.keywords import match_corpus
 
         matches = match_corpus(corpus, keywords, word_boundary=word_boundary, fields=fields, compute=compute)
     else:

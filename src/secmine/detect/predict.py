@@ -239,7 +239,7 @@ def classify_file(
     Nothing is written besides ``output`` and the chunks in ``checkpoint_dir``.
 
     ``compute`` with ``engine: ray`` and a corpus input: the threads are scored by a Ray Data
-    pipeline of model actors (:func:`secmine.compute.score_corpus`), with the same output bytes.
+    pipeline of model actors (:func:`secmine.compute.classify.score_corpus`), with the same output bytes.
     """
     from secmine import io
     from secmine.detect.corpus import load_inputs
@@ -247,7 +247,7 @@ def classify_file(
     key = model_fingerprint(model_dir) if checkpoint_dir is not None else ""
     source = Path(input_path)
     if compute is not None and compute.engine == "ray" and (source.is_dir() or source.suffix.lower() == ".parquet"):
-        from secmine.compute import score_corpus
+        from secmine.compute.classify import score_corpus
         from secmine.detect.engine import resolve_engine
 
         card = read_card(model_dir)

@@ -234,7 +234,7 @@ def run_classify_stage(
     """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics.
 
     ``compute`` (the shared ``compute`` block): with ``engine: ray`` a corpus is scored by a Ray Data
-    pipeline of model actors (:func:`secmine.compute.score_corpus`), with the same outputs.
+    pipeline of model actors (:func:`secmine.compute.classify.score_corpus`), with the same outputs.
 
     ``deterministic`` (the default): the stage feeds committed tables, so ``engine: auto`` runs the
     exact fp32 graph, never int8 -- int8 labels can change with the CPU (its integer kernels
