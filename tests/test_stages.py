@@ -5,7 +5,6 @@ converted strictly whatever DVC renders."""
 from __future__ import annotations
 
 import ast
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -53,7 +52,7 @@ def test_dvc_yaml_lists_the_stages_in_pipeline_order() -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_notebook_parameters_equal_params_and_paths(stage: str) -> None:
     module = stage_module(stage)
-    expected = {**module.Params.defaults(), **{name: None for name in module.Paths.field_names()}}
+    expected = {**module.Params.parameter_defaults(), **{name: None for name in module.Paths.field_names()}}
     assert _parameters_cell(stage) == expected
 
 
@@ -64,12 +63,57 @@ def test_params_yaml_block_equals_params(stage: str) -> None:
     assert sorted(block) == sorted(module.Params.field_names()), f"{stage}: params.yaml keys differ from Params"
     loaded = module.Params.load()
     assert loaded == module.Params(), f"{stage}: params.yaml values differ from Params' defaults"
+    for name, kind in module.Params.shared_blocks().items():
+        shared = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))[name]
+        assert sorted(shared) == sorted(kind.field_names()), f"{name}: params.yaml keys differ from {kind.__name__}"
+        assert getattr(loaded, name) == kind(), f"{name}: params.yaml values differ from {kind.__name__}'s defaults"
+
+
+def test_every_params_block_is_a_stage_or_a_shared_block_a_stage_reads() -> None:
+    blocks = set(yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")))
+    stages = {stage_module(stage).Params.stage for stage in STAGES}
+    shared = {name for stage in STAGES for name in stage_module(stage).Params.shared_blocks()}
+    assert not stages & shared
+    assert blocks == stages | shared
+    assert "compute" in shared  # keywords and classify read it
+
+
+def test_a_shared_block_is_read_from_its_own_block_and_checked_strictly(tmp_path: Path) -> None:
+    from secmine.stages import classify, keywords
+
+    assert set(keywords.Params.shared_blocks()) == set(classify.Params.shared_blocks()) == {"compute"}
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["compute"]["engine"] = "ray"
+    params["compute"]["actors"] = 3
+    file = tmp_path / "params.yaml"
+    file.write_text(yaml.safe_dump(params), encoding="utf-8")
+    loaded = keywords.Params.load(file)
+    assert (loaded.compute.engine, loaded.compute.actors) == ("ray", 3)
+    assert loaded.as_dict() == keywords.Params().as_dict()  # the stage's own keys untouched
+    assert classify.Params.load(file).compute == loaded.compute  # one block, read by both stages
+    # flat names in notebooks and on the command line, converted strictly
+    assert keywords.Params().replace(compute_engine="ray", compute_actors="4").compute.actors == 4
+    namespace = {**keywords.Params().parameters(), "compute_engine": "ray"}
+    assert keywords.Params.from_namespace(namespace).compute.engine == "ray"
+    with pytest.raises(ParamsError, match="compute.engine"):
+        keywords.Params().replace(compute_engine="spark")
+    params["compute"]["engin"] = "ray"
+    file.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(ParamsError, match=rf"{file}: unknown key compute.engin"):
+        keywords.Params.load(file)
+    del params["compute"]
+    file.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(ParamsError, match="no block 'compute'"):
+        keywords.Params.load(file)
+    del namespace["compute_actors"]
+    with pytest.raises(ParamsError, match="missing key compute.actors"):
+        keywords.Params.from_namespace(namespace)
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_params_and_paths_names_do_not_clash(stage: str) -> None:
     module = stage_module(stage)
-    names = list(module.Params.field_names()) + list(module.Paths.field_names()) + ["params_file", "out"]
+    names = list(module.Params.parameter_names()) + list(module.Paths.field_names()) + ["params_file", "out"]
     assert len(names) == len(set(names))
 
 
@@ -77,16 +121,26 @@ def test_params_and_paths_names_do_not_clash(stage: str) -> None:
 def test_dvc_passes_every_param_and_path_and_nothing_else(stage: str) -> None:
     module = stage_module(stage)
     rendered = rendered_stage(stage)
-    assert set(rendered.parameters) == set(module.Params.field_names()) | set(module.Paths.field_names())
+    assert set(rendered.parameters) == set(module.Params.parameter_names()) | set(module.Paths.field_names())
     block = module.Params.stage
     assert block == module_name(stage), f"{stage}: its params block is {block!r}, not {module_name(stage)!r}"
     for name in module.Params.field_names():
         assert f"-r {name} '${{{block}.{name}}}'" in DVC_TEXT, f"{block}.{name} is not passed from params.yaml"
-    assert rendered.params == (block,), f"{stage}: tracks params {rendered.params}, not its block"
+    shared = module.Params.shared_blocks()
+    for name, kind in shared.items():
+        for key in kind.field_names():
+            assert f"-r {name}_{key} '${{{name}.{key}}}'" in rendered_stage_text(stage), f"{name}.{key} not passed"
+    assert rendered.params == (block, *shared), f"{stage}: tracks params {rendered.params}, not its blocks"
     words = rendered.cmd.split()
     nb = f"notebooks/{module_name(stage)}.ipynb"
     assert words[:3] == ["papermill", nb, f"reports/notebooks/{module_name(stage)}.ipynb"]
     assert words[words.index("-k") + 1] == "python3"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def rendered_stage_text(stage: str) -> str:
+    """The stage's command as written in dvc.yaml (before DVC resolves ``${...}``)."""
+    return " ".join(str(DVC["stages"][stage]["cmd"]).split())
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -124,13 +178,13 @@ def test_dvc_yaml_and_notebooks_are_what_the_tools_write() -> None:
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _flipped_stage(tmp_path: Path, stage: str, key: str, value: object):
-    """The stage as DVC renders it from a params.yaml where ``stage.key`` is ``value``."""
+def _flipped_stage(tmp_path: Path, stage: str, key: str, value: object, block: str | None = None):
+    """The stage as DVC renders it from a params.yaml where ``stage.key`` (``block.key``) is ``value``."""
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params[module_name(stage)][key] = value
+    params[block or module_name(stage)][key] = value
     (repo / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     (repo / ".dvc").mkdir()  # a DVC project without git (what `dvc init --no-scm` writes)
     (repo / ".dvc" / "config").write_text("[core]\n    no_scm = True\n", encoding="utf-8")
@@ -138,11 +192,21 @@ def _flipped_stage(tmp_path: Path, stage: str, key: str, value: object):
 
 
 BOOLEANS = [
-    (stage, f.name)
+    (stage, name)
     for stage in STAGES
-    for f in dataclasses.fields(stage_module(stage).Params)
-    if stage_module(stage).Params.defaults()[f.name] in (True, False) and f.type in ("bool", bool)
+    for name, default in stage_module(stage).Params.defaults().items()
+    if default in (True, False) and stage_module(stage).Params.parameter_hints()[name] is bool
 ]
+
+
+@pytest.mark.parametrize("stage", ["keywords", "classify"])
+def test_a_shared_block_changed_in_params_yaml_reaches_the_stage_through_dvc(tmp_path: Path, stage: str) -> None:
+    module = stage_module(stage)
+    rendered = _flipped_stage(tmp_path, stage, "engine", "ray", block="compute")
+    assert rendered.params == (module.Params.stage, "compute")
+    params = module.Params.from_namespace(rendered.parameters)
+    assert params.compute.engine == "ray"
+    assert params.compute.ray_address == "" and params.as_dict() == module.Params().as_dict()
 
 
 @pytest.mark.parametrize(("stage", "key"), BOOLEANS)

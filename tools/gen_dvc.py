@@ -94,6 +94,9 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
     block = params.stage  # the params.yaml block (the stage name with _ for -)
     for name in params.field_names():
         words.append(f"-r {name} '${{{block}.{name}}}'")
+    for shared, kind in params.shared_blocks().items():  # a block several stages read, passed flat
+        for name in kind.field_names():
+            words.append(f"-r {shared}_{name} '${{{shared}.{name}}}'")
     deps = [notebook, *compact_deps(stage_closure(module.__name__))]
     outs: list = [{executed: {"cache": False}}]  # committed: a clone shows the study without running it
     metrics: list = []
@@ -122,7 +125,7 @@ def stage_spec(stage: str, variables: dict[str, str]) -> dict:
                     outs.append(path)
     # the executed notebook, made the same bytes on every run (no timestamps, no progress output)
     words.append(f"&& python -m {NOTEBOOK_NORMALISER} {executed}")
-    spec = {"cmd": "\n".join(words), "deps": deps, "params": [block], "outs": outs}
+    spec = {"cmd": "\n".join(words), "deps": deps, "params": [block, *params.shared_blocks()], "outs": outs}
     if metrics:
         spec["metrics"] = metrics
     return spec

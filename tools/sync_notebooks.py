@@ -3,7 +3,7 @@
 Usage: python tools/sync_notebooks.py [--check]
 
 The cell tagged ``parameters`` lists the stage's ``Params`` fields with their defaults (the values of
-params.yaml) and its ``Paths`` fields as ``None`` (dvc.yaml passes them; an interactive run reads the
+params.yaml; a shared block's keys as ``<block>_<key>``) and its ``Paths`` fields as ``None`` (dvc.yaml passes them; an interactive run reads the
 declared inputs and writes under scratch/<stage>/).  ``--check`` exits 1 when a notebook differs.
 """
 
@@ -25,6 +25,10 @@ def parameters_source(stage: str) -> str:
     lines = [f"# Parameters: the `{stage}` block of params.yaml (dvc.yaml passes each one; these are its values)."]
     for name, value in module.Params.defaults().items():
         lines.append(f"{name} = {value!r}")
+    for block, kind in module.Params.shared_blocks().items():
+        lines.append(f"# The shared `{block}` block of params.yaml, each key as {block}_<key>.")
+        for name, value in kind.defaults().items():
+            lines.append(f"{block}_{name} = {value!r}")
     lines.append("# Paths: dvc.yaml passes every one. Left at None (running this notebook yourself), the inputs")
     lines.append(f"# are those dvc.yaml declares and the outputs go to scratch/{stage}/, never over tracked results.")
     for name in module.Paths.field_names():

@@ -107,16 +107,16 @@ def _option_type(annotation: Any) -> tuple[Any, str]:
 
 
 def _stage_parameters(stage: str) -> list[inspect.Parameter]:
-    import typing
-
     module = stage_module(stage)
-    hints = typing.get_type_hints(module.Params)
+    hints = module.Params.parameter_hints()
+    shared = module.Params.shared_blocks()
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters: list[inspect.Parameter] = []
-    for name, default in module.Params.defaults().items():
+    for name, default in module.Params.parameter_defaults().items():
         annotation, note = _option_type(hints[name])
         flag = f"{option_name(name)}/--no-{name.replace('_', '-')}" if hints[name] is bool else option_name(name)
-        shown = f"{stage}.{name} in params.yaml (committed: {default!r})"
+        key = next((f"{b}.{name[len(b) + 1:]}" for b in shared if name.startswith(b + "_")), f"{stage}.{name}")
+        shown = f"{key} in params.yaml (committed: {default!r})"
         text = f"{note}; default: {shown}" if note else f"default: {shown}"
         parameters.append(
             inspect.Parameter(name, keyword, annotation=annotation,
@@ -156,10 +156,13 @@ def resolve_stage_arguments(stage: str, given: dict[str, Any]) -> tuple[Any, Any
     if params_file is not None:  # its block overrides params.yaml's, key by key
         from secmine.stages.contract import read_params
 
+        blocks = read_params(params_file)
         params = module.Params.from_mapping(
-            {**params.as_dict(), **(read_params(params_file).get(stage) or {})}, where=str(params_file)
+            {**params.as_dict(), **(blocks.get(stage) or {})}, where=str(params_file),
+            shared={block: {**getattr(params, block).as_dict(), **(blocks.get(block) or {})}
+                    for block in module.Params.shared_blocks()},
         )
-    changes = {k: given[k] for k in module.Params.field_names() if given.get(k) is not None}
+    changes = {k: given[k] for k in module.Params.parameter_names() if given.get(k) is not None}
     if changes:
         params = params.replace(**changes)
     declared: StagePaths = module.Paths.declared()

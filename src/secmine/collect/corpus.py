@@ -254,6 +254,23 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(file.read_text(encoding="utf-8"))
 
 
+def dataset_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The Parquet files of the thread dataset at ``path``, sorted: ``path`` itself when it is a file,
+    else every ``*.parquet`` below the folder at any depth (``platform=*/`` or deeper hive partitions)
+    whose name, and the names of the folders between, start with neither ``_`` nor ``.``."""
+    source = Path(path)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: corpus not found (run the collect stage first)")
+    found = []
+    for file in source.rglob("*.parquet"):
+        parts = file.relative_to(source).parts
+        if file.is_file() and not any(part.startswith(("_", ".")) for part in parts):
+            found.append(file)
+    return sorted(found)
+
+
 def parquet_glob(path: str | os.PathLike[str]) -> str:
     """The glob DuckDB reads the corpus with (partitions only, not the ``_`` files)."""
     return (Path(path) / f"{PARTITION}=*" / "*.parquet").as_posix()

@@ -92,6 +92,13 @@ def load_inputs(
             {"id": ids, "text": [canonical_text(t, max_chars) for t in frame[text_column].tolist()]}
         )
     threads = load_threads(source, columns=[*META_COLUMNS, "title", "body", "comments"])
+    return thread_inputs(threads, max_chars)
+
+
+def thread_inputs(threads: pd.DataFrame, max_chars: int = DEFAULT_MAX_CHARS) -> pd.DataFrame:
+    """Texts to classify of a frame of threads (:data:`META_COLUMNS`, ``title``, ``body``,
+    ``comments``): the metadata columns and ``text`` (canonical, cut at ``max_chars``), in the frame's
+    order.  What a local run prepares for the whole input and a Ray actor for each batch."""
     out = threads[list(META_COLUMNS)].copy()
     out["text"] = frame_texts(threads, max_chars)
     return out.reset_index(drop=True)

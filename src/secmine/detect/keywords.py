@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    import pyarrow as pa
+
+    from secmine.stages.shared import Compute
 
 PAPER_KEYWORDS: tuple[str, ...] = ("vulnerability", "vulnerabilities", "cwe", "cve", "security")
 
@@ -164,6 +167,69 @@ class KeywordMatcher:
         return out
 
 
+THREAD_INPUT_COLUMNS: tuple[str, ...] = ("id", "platform", "kind", "repo", "number", "title", "body", "comments")
+
+
+def keyword_arrow_schema() -> pa.Schema:
+    """The Arrow types of :data:`KEYWORD_COLUMNS` (what :func:`match_batch` returns)."""
+    import pyarrow as pa
+
+    words = pa.list_(pa.string())
+    return pa.schema(
+        [("id", pa.string()), ("platform", pa.string()), ("kind", pa.string()), ("repo", pa.string()),
+         ("number", pa.int64()), ("keyword_match", pa.bool_()), ("matched_keywords", words),
+         ("matched_fields", words), ("keywords_title", words), ("keywords_body", words), ("keywords_comments", words)]
+    )
+
+
+def match_batch(
+    threads: pd.DataFrame,
+    keywords: Sequence[str] = PAPER_KEYWORDS,
+    *,
+    word_boundary: bool = True,
+    fields: Sequence[str] | str = FIELDS,
+    progress: bool = False,
+) -> pa.Table:
+    """One batch of threads matched: a table of :data:`KEYWORD_COLUMNS` (:func:`keyword_arrow_schema`),
+    one row per thread in the batch's order.
+
+    The one function that matches threads: the local run calls it on the corpus, the Ray run
+    (:mod:`secmine.compute`) on each batch of a Ray Data pipeline.  ``comments`` may be lists or
+    arrays (of dicts with a ``body``)."""
+    import pyarrow as pa
+    from tqdm import tqdm
+
+    missing = [c for c in THREAD_INPUT_COLUMNS if c not in threads]
+    if missing:
+        raise ValueError(f"thread frame: missing column(s) {missing}")
+    matcher = KeywordMatcher(keywords, word_boundary=word_boundary)
+    fields = parse_fields(fields)
+    columns: dict[str, list[Any]] = {name: [] for name in KEYWORD_COLUMNS[5:]}
+    iterator = zip(threads["title"].tolist(), threads["body"].tolist(), threads["comments"].tolist(), strict=True)
+    for title, body, comments in tqdm(iterator, total=len(threads), desc="keywords", disable=not progress):
+        per_field = matcher.match_thread(title, body, _listify(comments), fields)
+        matched = sorted(set().union(*per_field.values())) if per_field else []
+        columns["keyword_match"].append(bool(matched))
+        columns["matched_keywords"].append(matched)
+        columns["matched_fields"].append([f for f in FIELDS if per_field.get(f)])
+        for name in FIELDS:
+            columns[f"keywords_{name}"].append(per_field.get(name, []))
+    meta = {name: threads[name].tolist() for name in KEYWORD_COLUMNS[:5]}
+    meta["number"] = [int(n) for n in meta["number"]]
+    return pa.Table.from_pydict({**meta, **columns}, schema=keyword_arrow_schema())
+
+
+def matches_frame(table: pa.Table) -> pd.DataFrame:
+    """Keyword matches (tables of :func:`match_batch`, concatenated) as the frame the stages use:
+    sorted by id, the keyword columns as Python lists."""
+    table = table.cast(keyword_arrow_schema()).sort_by("id")
+    frame = table.to_pandas()
+    for name in KEYWORD_COLUMNS[6:]:
+        frame[name] = [list(v) for v in frame[name]]
+    frame["keyword_match"] = frame["keyword_match"].astype(bool)
+    return frame.reset_index(drop=True)
+
+
 def match_threads(
     threads: pd.DataFrame,
     keywords: Sequence[str] = PAPER_KEYWORDS,
@@ -172,39 +238,12 @@ def match_threads(
     fields: Sequence[str] = FIELDS,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Match every thread of a thread frame; one row per thread with :data:`KEYWORD_COLUMNS`.
+    """Match every thread of a thread frame; one row per thread with :data:`KEYWORD_COLUMNS`, sorted by id.
 
     ``matched_keywords`` and ``matched_fields`` are sorted lists; ``keywords_<field>`` the keywords
     found in that field (empty for fields not searched).
     """
-    import pandas as pd
-    from tqdm import tqdm
-
-    missing = [c for c in ("id", "platform", "kind", "repo", "number", "title", "body", "comments") if c not in threads]
-    if missing:
-        raise ValueError(f"thread frame: missing column(s) {missing}")
-    matcher = KeywordMatcher(keywords, word_boundary=word_boundary)
-    fields = parse_fields(fields)
-    rows = []
-    iterator = zip(threads["title"].tolist(), threads["body"].tolist(), threads["comments"].tolist(), strict=True)
-    for title, body, comments in tqdm(iterator, total=len(threads), desc="keywords", disable=not progress):
-        per_field = matcher.match_thread(title, body, _listify(comments), fields)
-        matched = sorted(set().union(*per_field.values())) if per_field else []
-        rows.append(
-            {
-                "keyword_match": bool(matched),
-                "matched_keywords": matched,
-                "matched_fields": [f for f in FIELDS if per_field.get(f)],
-                "keywords_title": per_field.get("title", []),
-                "keywords_body": per_field.get("body", []),
-                "keywords_comments": per_field.get("comments", []),
-            }
-        )
-    result = pd.DataFrame(rows, columns=list(KEYWORD_COLUMNS[5:]), index=threads.index)
-    out = pd.concat([threads[["id", "platform", "kind", "repo", "number"]], result], axis=1)
-    out["number"] = out["number"].astype("int64")
-    out["keyword_match"] = out["keyword_match"].astype(bool)
-    return out.sort_values("id", kind="stable").reset_index(drop=True)
+    return matches_frame(match_batch(threads, keywords, word_boundary=word_boundary, fields=fields, progress=progress))
 
 
 def _listify(value: Any) -> list[Any]:
@@ -328,17 +367,25 @@ def run_keywords(
     figures_dir: str | os.PathLike[str] | None = None,
     metrics: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    compute: Compute | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``keywords`` stage: match the corpus, write the per-thread Parquet, table, figure, metrics.
 
-    Returns ``(matches, summary)``.
+    ``compute`` (the shared ``compute`` block): with ``engine: ray`` the corpus is matched by a Ray
+    Data pipeline (:func:`secmine.compute.keywords.match_corpus`, the same :func:`match_batch` on each batch),
+    with the same outputs.  Returns ``(matches, summary)``.
     """
     from secmine import io
     from secmine.detect.corpus import load_threads
 
     keywords = parse_keywords(keyword_set, extra)
-    threads = load_threads(corpus, columns=["id", "platform", "kind", "repo", "number", "title", "body", "comments"])
-    matches = match_threads(threads, keywords, word_boundary=word_boundary, fields=fields, progress=progress)
+    if compute is not None and compute.engine == "ray":
+        from secmine.compute.keywords import match_corpus
+
+        matches = match_corpus(corpus, keywords, word_boundary=word_boundary, fields=fields, compute=compute)
+    else:
+        threads = load_threads(corpus, columns=list(THREAD_INPUT_COLUMNS))
+        matches = match_threads(threads, keywords, word_boundary=word_boundary, fields=fields, progress=progress)
     write_matches(matches, output, keywords=keywords, word_boundary=word_boundary, fields=parse_fields(fields))
     summary = summarise_matches(matches, keywords)
     if tables_dir is not None:

@@ -31,9 +31,13 @@ from secmine.schema import CLASSIFIED_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    import pyarrow as pa
 
     from secmine.detect.engine import OnnxClassifier
+    from secmine.stages.shared import Compute
 
+#: What :func:`score_threads` returns for a batch: the metadata of each thread and its raw score.
+SCORED_COLUMNS: tuple[str, ...] = ("id", "platform", "kind", "repo", "number", "created_at", "score")
 
 
 def load_classifier(model_dir: str | os.PathLike[str], *, engine: str = "auto", num_threads: int | None = None,
@@ -74,6 +78,75 @@ def _chunk_key(model_key: str, ids: list[str], texts: list[str], extra: str) -> 
         digest.update(b"\0")
         digest.update(hashlib.sha1(text.encode("utf-8")).digest())
     return digest.hexdigest()[:16]
+
+
+def predict_scores(model: SecurityModel | OnnxClassifier, texts: list[str]) -> np.ndarray:
+    """The model's raw scores of ``texts`` (one per text, float64): the one model call of a local
+    chunk and of a Ray actor's batch."""
+    proba = np.asarray(model.predict_proba(texts), dtype=np.float64)
+    if proba.shape != (len(texts),):
+        raise ModelError(f"{model.family}: {proba.shape} probabilities for {len(texts)} texts")
+    return proba
+
+
+def scored_arrow_schema() -> pa.Schema:
+    """The Arrow types of :data:`SCORED_COLUMNS` and ``checkpoint`` (the batch's checkpoint file name)."""
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("platform", pa.string()), ("kind", pa.string()), ("repo", pa.string()),
+                      ("number", pa.int64()), ("created_at", pa.string()), ("score", pa.float64()),
+                      ("checkpoint", pa.string())])
+
+
+BATCH_CHECKPOINT = "batch-{key}.parquet"
+
+
+def score_threads(
+    model: SecurityModel | OnnxClassifier,
+    threads: pd.DataFrame,
+    *,
+    max_chars: int,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    model_key: str = "",
+    extra_key: str = "",
+) -> pa.Table:
+    """One batch of threads scored: :func:`secmine.detect.corpus.thread_inputs` (the local run's text
+    preparation), then :func:`predict_scores`; a table of :data:`SCORED_COLUMNS` and ``checkpoint``
+    in the batch's order.  With ``checkpoint_dir`` a batch already scored (same model, ids and texts:
+    ``batch-<fingerprint>.parquet``) is read back instead, and a new one is written there."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from secmine import io
+    from secmine.detect.corpus import thread_inputs
+
+    inputs = thread_inputs(threads, max_chars)
+    ids, texts = inputs["id"].astype(str).tolist(), inputs["text"].tolist()
+    name = ""
+    scores = None
+    if checkpoint_dir is not None and ids:
+        name = BATCH_CHECKPOINT.format(key=_chunk_key(model_key, ids, texts, extra_key))
+        path = Path(checkpoint_dir) / name
+        if path.is_file():
+            done = pd.read_parquet(path)
+            if done["id"].astype(str).tolist() == ids:
+                scores = done["probability"].to_numpy(dtype=np.float64)
+    if scores is None:
+        scores = predict_scores(model, texts)
+        if name:
+            io.write_parquet(pd.DataFrame({"id": ids, "probability": scores}), Path(checkpoint_dir) / name)
+    columns = {c: inputs[c].tolist() for c in SCORED_COLUMNS[:-1]}
+    columns["number"] = [int(n) for n in columns["number"]]
+    return pa.Table.from_pydict({**columns, "score": scores, "checkpoint": [name] * len(ids)},
+                                schema=scored_arrow_schema())
+
+
+def prune_checkpoints(checkpoint_dir: str | os.PathLike[str], used: list[str]) -> None:
+    """Remove the batch checkpoints of ``checkpoint_dir`` that are not in ``used`` (after a complete run)."""
+    keep = set(used)
+    for stale in Path(checkpoint_dir).glob(BATCH_CHECKPOINT.format(key="*")):
+        if stale.name not in keep:
+            stale.unlink()
 
 
 def classify_frame(
@@ -121,9 +194,7 @@ def classify_frame(
                         out[start:stop] = done["probability"].to_numpy(dtype=np.float64)
                         bar.update(stop - start)
                         continue
-            proba = np.asarray(model.predict_proba(chunk_texts), dtype=np.float64)
-            if proba.shape != (stop - start,):
-                raise ModelError(f"{model.family}: {proba.shape} probabilities for {stop - start} texts")
+            proba = predict_scores(model, chunk_texts)
             out[start:stop] = proba
             if path is not None:
                 io.write_parquet(pd.DataFrame({"id": chunk_ids, "probability": proba}), path)
@@ -150,6 +221,7 @@ def classify_file(
     engine: str = "auto",
     progress: bool = True,
     exact: bool = False,
+    compute: Compute | None = None,
 ) -> pd.DataFrame:
     """Classify every row of ``input_path`` with the model in ``model_dir`` and write ``output``.
 
@@ -165,19 +237,38 @@ def classify_file(
     logits; ``onnx-int8``: quantised) -- ``auto`` picks what the train stage validated (see
     :mod:`secmine.detect.engine`); other families ignore it.  ``exact``: ``auto`` never picks int8.
     Nothing is written besides ``output`` and the chunks in ``checkpoint_dir``.
+
+    ``compute`` with ``engine: ray`` and a corpus input: the threads are scored by a Ray Data
+    pipeline of model actors (:func:`secmine.compute.classify.score_corpus`), with the same output bytes.
     """
     from secmine import io
     from secmine.detect.corpus import load_inputs
 
-    model, card, engine = load_classifier(model_dir, engine=engine, num_threads=num_threads, exact=exact)
-    inputs = load_inputs(input_path, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
     key = model_fingerprint(model_dir) if checkpoint_dir is not None else ""
-    scores = classify_frame(
-        model, inputs, model_key=key, checkpoint_dir=checkpoint_dir, chunk_size=chunk_size,
-        progress=progress, extra_key=f"engine={engine}",
-    )
+    source = Path(input_path)
+    if compute is not None and compute.engine == "ray" and (source.is_dir() or source.suffix.lower() == ".parquet"):
+        from secmine.compute.classify import score_corpus
+        from secmine.detect.engine import resolve_engine
+
+        card = read_card(model_dir)
+        engine = resolve_engine(engine, card, exact=exact)
+        threads = int(num_threads if num_threads else card.get("settings", {}).get("num_threads", 2))
+        if checkpoint_dir is not None:
+            Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        scored = score_corpus(model_dir, source, engine=engine, num_threads=threads, exact=exact,
+                              max_chars=card_max_chars(card), compute=compute, checkpoint_dir=checkpoint_dir,
+                              model_key=key).to_pandas()
+        scores = scored.pop("score").to_numpy(dtype=np.float64)
+        result = scored
+    else:
+        model, card, engine = load_classifier(model_dir, engine=engine, num_threads=num_threads, exact=exact)
+        inputs = load_inputs(input_path, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
+        scores = classify_frame(
+            model, inputs, model_key=key, checkpoint_dir=checkpoint_dir, chunk_size=chunk_size,
+            progress=progress, extra_key=f"engine={engine}",
+        )
+        result = inputs.drop(columns=["text"]).copy()
     probability, label = apply_card(card, scores, threshold)
-    result = inputs.drop(columns=["text"]).copy()
     result["probability"] = probability
     result["label"] = label
     output = Path(output)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from secmine.detect.labelled import LabelledSet
     from secmine.detect.train import Comparison
+    from secmine.stages.shared import Compute
 
 
 def build_labelled(
@@ -228,8 +229,12 @@ def run_classify_stage(
     id_column: str = "id",
     progress: bool = True,
     deterministic: bool = True,
+    compute: Compute | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics.
+
+    ``compute`` (the shared ``compute`` block): with ``engine: ray`` a corpus is scored by a Ray Data
+    pipeline of model actors (:func:`secmine.compute.classify.score_corpus`), with the same outputs.
 
     ``deterministic`` (the default): the stage feeds committed tables, so ``engine: auto`` runs the
     exact fp32 graph, never int8 -- int8 labels can change with the CPU (its integer kernels
@@ -252,7 +257,7 @@ def run_classify_stage(
     classified = classify_file(
         model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
         chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress, exact=deterministic,
-        text_column=text_column, id_column=id_column,
+        text_column=text_column, id_column=id_column, compute=compute,
     )
     summary = summarise_classified(classified)
     check = None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from secmine.stages.contract import StageParams, StagePaths, cache_path, input_path, output_path, stage_run
+from secmine.stages.shared import Compute
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -33,6 +34,7 @@ class Params(StageParams):
     deterministic: bool = True
     text_column: str = "text"  # of a CSV input
     id_column: str = "id"  # of a CSV input
+    compute: Compute = Compute()  # the shared `compute` block: local, or a Ray Data pipeline (model actors)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def run(params: Params, paths: Paths) -> Result:
         deterministic=params.deterministic,
         text_column=params.text_column,
         id_column=params.id_column,
+        compute=params.compute,
     )
     return Result(classified=classified, summary=summary)
 

@@ -170,22 +170,79 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 class StageParams:
-    """Base of every stage's ``Params`` (subclasses are frozen dataclasses; ``stage`` names the block)."""
+    """Base of every stage's ``Params`` (subclasses are frozen dataclasses; ``stage`` names the block).
+
+    A stage may also declare a *shared* block, one that several stages read (``compute``): a field
+    whose type is a :class:`SharedParams` subclass and whose name is that block's name.  Its keys are
+    the shared block's, not the stage's (:meth:`field_names` lists the stage's own keys only); the
+    notebook, the command line and ``dvc.yaml`` pass them flat, as ``<block>_<key>``
+    (:meth:`parameter_names`), and ``dvc.yaml`` tracks the shared block beside the stage's.
+    """
 
     stage: ClassVar[str]  # the params.yaml block: the stage's name with ``_`` for ``-``
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        """The keys of the stage's own params.yaml block."""
+        shared = cls.shared_blocks()
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in shared)  # type: ignore[arg-type]
+
+    @classmethod
+    def shared_blocks(cls) -> dict[str, type[SharedParams]]:
+        """The shared blocks the stage declares: field name (= block name) -> its ``SharedParams``."""
+        hints = _hints(cls)
+        found: dict[str, type[SharedParams]] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            hint = hints[f.name]
+            if isinstance(hint, type) and issubclass(hint, SharedParams):
+                if f.name != hint.stage:
+                    raise TypeError(f"{cls.__qualname__}.{f.name}: a shared block's field is named as its block, {hint.stage!r}")
+                found[f.name] = hint
+        return found
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        """The stage's own keys with their defaults (the committed values of its block)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return {name: fields[name].default for name in cls.field_names()}
 
     @classmethod
-    def from_mapping(cls: type[P], values: Mapping[str, Any], *, where: str, partial: bool = False) -> P:
+    def parameter_names(cls) -> tuple[str, ...]:
+        """What the notebook, the command line and ``dvc.yaml`` pass: the own keys, then each shared
+        block's keys as ``<block>_<key>``."""
+        return tuple(cls.parameter_defaults())
+
+    @classmethod
+    def parameter_defaults(cls) -> dict[str, Any]:
+        """:meth:`parameter_names` with their defaults."""
+        out = cls.defaults()
+        for block, shared in cls.shared_blocks().items():
+            out.update({f"{block}_{name}": value for name, value in shared.defaults().items()})
+        return out
+
+    @classmethod
+    def parameter_hints(cls) -> dict[str, Any]:
+        """The type of each of :meth:`parameter_names`."""
+        hints = _hints(cls)
+        out = {name: hints[name] for name in cls.field_names()}
+        for block, shared in cls.shared_blocks().items():
+            out.update({f"{block}_{name}": hint for name, hint in shared.parameter_hints().items()})
+        return out
+
+    @classmethod
+    def from_mapping(
+        cls: type[P],
+        values: Mapping[str, Any],
+        *,
+        where: str,
+        partial: bool = False,
+        shared: Mapping[str, Any] | None = None,
+    ) -> P:
         """Params from ``values``: every key must be a field, every field present (unless
-        ``partial``: missing fields keep their defaults), every value of the field's type."""
+        ``partial``: missing fields keep their defaults), every value of the field's type.
+
+        ``shared``: each shared block's values (a mapping, checked the same way, or a
+        ``SharedParams``); a block not given keeps its defaults."""
         names = cls.field_names()
         unknown = [k for k in values if k not in names]
         if unknown:
@@ -201,28 +258,63 @@ class StageParams:
             )
         hints = _hints(cls)
         converted = {k: convert(v, hints[k], key=f"{cls.stage}.{k}", where=where) for k, v in values.items()}
+        given = dict(shared or {})
+        for block, kind in cls.shared_blocks().items():
+            value = given.pop(block, None)
+            if value is None:
+                continue
+            converted[block] = value if isinstance(value, kind) else kind.from_mapping(value, where=where, partial=partial)
+        if given:
+            raise ParamsError(f"{where}: stage {cls.stage!r} reads no shared block {next(iter(given))!r}")
         return cls(**converted)
 
     @classmethod
     def load(cls: type[P], path: str | os.PathLike[str] | None = None) -> P:
-        """The stage's block of ``params.yaml`` (or ``path``)."""
+        """The stage's block of ``params.yaml`` (or ``path``), and the shared blocks it declares."""
         source = Path(path) if path is not None else params_file()
-        return cls.from_mapping(stage_block(cls.stage, source), where=str(source))
+        shared = {block: stage_block(block, source) for block in cls.shared_blocks()}
+        return cls.from_mapping(stage_block(cls.stage, source), where=str(source), shared=shared)
 
     @classmethod
     def from_namespace(cls: type[P], namespace: Mapping[str, Any]) -> P:
         """Params from a notebook's variables (the parameters cell, as papermill left it)."""
         values = {name: namespace[name] for name in cls.field_names() if name in namespace}
-        return cls.from_mapping(values, where=f"notebook parameters of stage {cls.stage!r}")
+        shared = {
+            block: {name: namespace[f"{block}_{name}"] for name in kind.field_names() if f"{block}_{name}" in namespace}
+            for block, kind in cls.shared_blocks().items()
+        }
+        return cls.from_mapping(values, where=f"notebook parameters of stage {cls.stage!r}", shared=shared)
 
     def replace(self: P, **changes: Any) -> P:
-        """A copy with ``changes`` (converted strictly, like every other value)."""
+        """A copy with ``changes`` (converted strictly, like every other value); a shared block's key
+        is named ``<block>_<key>``."""
         current = self.as_dict()
+        shared: dict[str, Any] = {}
+        for block, kind in self.shared_blocks().items():
+            values = getattr(self, block).as_dict()
+            for name in kind.field_names():
+                if f"{block}_{name}" in changes:
+                    values[name] = changes.pop(f"{block}_{name}")
+            shared[block] = values
         current.update(changes)
-        return type(self).from_mapping(current, where=f"{self.stage} parameters")
+        return type(self).from_mapping(current, where=f"{self.stage} parameters", shared=shared)
 
     def as_dict(self) -> dict[str, Any]:
+        """The stage's own keys and values (its params.yaml block)."""
         return {name: getattr(self, name) for name in self.field_names()}
+
+    def parameters(self) -> dict[str, Any]:
+        """:meth:`parameter_names` with this run's values."""
+        out = self.as_dict()
+        for block in self.shared_blocks():
+            out.update({f"{block}_{name}": value for name, value in getattr(self, block).as_dict().items()})
+        return out
+
+
+class SharedParams(StageParams):
+    """Base of a params.yaml block that several stages read (``stage`` names the block, which is no
+    stage).  A stage declares it as a field named as the block, typed as the subclass, defaulting
+    to an instance of it (see :class:`StageParams`)."""
 
 
 def _yaml(value: Any) -> str:

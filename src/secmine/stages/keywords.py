@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
+from secmine.stages.shared import Compute
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -25,6 +26,7 @@ class Params(StageParams):
     extra: str = ""  # more keywords, comma-separated
     word_boundary: bool = True  # whole words only
     fields: str = "title,body,comments"
+    compute: Compute = Compute()  # the shared `compute` block: local, or a Ray Data pipeline
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ def run(params: Params, paths: Paths) -> Result:
         tables_dir=paths.tables_dir,
         figures_dir=paths.figures_dir,
         metrics=paths.metrics,
+        compute=params.compute,
     )
     return Result(matches=matches, summary=summary)
 
