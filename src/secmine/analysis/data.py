@@ -172,7 +172,8 @@ def _read_corpus(path: Path, wanted: set[str] | None) -> pd.DataFrame:
         read_corpus = None
     columns = ["id", "platform", "kind", "repo", "number", "title", "body", "comments", "created_at", "url"]
     if read_corpus is not None:
-        frame = read_corpus(path, columns=columns)
+        # streamed: only the rows of ``wanted`` are kept, batch by batch (never the whole corpus)
+        frame = read_corpus(path, columns=columns, ids=sorted(wanted) if wanted is not None else None)
     else:  # pragma: no cover
         import pyarrow.dataset as ds
 

@@ -55,7 +55,7 @@ MANIFEST_FILE = "_manifest.json"
 ROW_GROUP_SIZE = 5_000
 BATCH_ROWS = 2_000
 COMPRESSION = "zstd"
-DUCKDB_MEMORY = "1GB"  # DuckDB's memory limit for the out-of-core sorts (it spills to disk beyond it)
+DUCKDB_MEMORY = "256MB"  # DuckDB's memory limit for the out-of-core sorts (it spills to disk beyond it)
 
 # Hugging Face model metadata and the GitHub repository each model links to.
 MODEL_COLUMNS: tuple[str, ...] = (
