@@ -138,15 +138,6 @@ def part_schema() -> pa.Schema:
     return schema
 
 
-def _partitioning() -> Any:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    return ds.partitioning(
-        pa.schema([("platform", pa.string()), ("kind", pa.string()), ("bucket", pa.int32())]), flavor="hive"
-    )
-
-
 def _check_record(record: dict[str, Any], position: int, where: str = "corpus") -> None:
     if record.get("platform") not in PLATFORMS:
         raise SchemaError(f"{where}: row {position}, field 'platform': {record.get('platform')!r}")
@@ -179,9 +170,9 @@ class PartitionWriter:
     ``counts`` holds the threads written per platform.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, row_group_size: int = ROW_GROUP_SIZE) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, row_group_size: int | None = None) -> None:
         self.root = Path(root)
-        self.row_group_size = row_group_size
+        self.row_group_size = row_group_size or ROW_GROUP_SIZE
         self.schema = part_schema()
         self.counts: dict[str, int] = {}
         self._key: tuple[str, str, int] | None = None
@@ -272,11 +263,11 @@ class Spool:
     :class:`PartitionWriter` takes.  ``duplicates`` counts the copies dropped.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], *, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(self, folder: str | os.PathLike[str], *, batch_rows: int | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.file = self.folder / "spool.parquet"
-        self.batch_rows = batch_rows
+        self.batch_rows = batch_rows or BATCH_ROWS
         self.rows = 0
         self.duplicates = 0
         self._buffer: list[dict[str, Any]] = []
@@ -368,7 +359,7 @@ def write_corpus(
     *,
     models: Sequence[dict[str, Any]] | pd.DataFrame | None = None,
     manifest: dict[str, Any] | None = None,
-    row_group_size: int = ROW_GROUP_SIZE,
+    row_group_size: int | None = None,
 ) -> dict[str, int]:
     """Write threads held in memory as the partitioned corpus at ``path`` (replacing it atomically).
 
@@ -461,7 +452,7 @@ def iter_batches(
     path: str | os.PathLike[str],
     *,
     columns: Sequence[str] | None = None,
-    batch_size: int = BATCH_ROWS,
+    batch_size: int | None = None,
     ids: Iterable[str] | pa.Array | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the corpus as Arrow record batches of at most ``batch_size`` threads.
@@ -490,7 +481,7 @@ def iter_batches(
         read = stored if (keep is None or "id" in stored) else [*stored, "id"]
         if not read:
             read = ["id"]
-        for batch in handle.iter_batches(batch_size=batch_size, columns=read):
+        for batch in handle.iter_batches(batch_size=batch_size or BATCH_ROWS, columns=read):
             if keep is not None:
                 batch = batch.filter(pc.is_in(batch.column("id"), value_set=keep))
                 if batch.num_rows == 0:
@@ -532,7 +523,7 @@ def read_corpus(
 
     wanted = _check_columns(columns)
     read = wanted if "id" in wanted else [*wanted, "id"]
-    batches = list(iter_batches(path, columns=read, ids=ids, batch_size=ROW_GROUP_SIZE))
+    batches = list(iter_batches(path, columns=read, ids=ids, batch_size=max(ROW_GROUP_SIZE, BATCH_ROWS)))
     if batches:
         table = pa.Table.from_batches(batches)
     else:
