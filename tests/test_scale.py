@@ -161,9 +161,10 @@ def test_spool_dedupes_as_dedupe_does(tmp_path: Path) -> None:
     ]
     from secmine.collect.stage import SOURCE_PRIORITY, source_rank
 
-    spool = Spool(tmp_path / "spool", batch_rows=9)
+    spool = Spool(tmp_path / "spool", batch_rows=9, run_bytes=3_000)  # many sorted runs to merge
     for thread in threads:
         spool.add(thread.to_record(), rank=source_rank(thread.source))
+    assert len(list((tmp_path / "spool").glob("run-*.parquet"))) > 5
     got = [r for batch in spool.winners(batch_rows=5) for r in batch]
     keys = [(r["platform"], r["kind"], bucket_of(r["id"]), r["id"]) for r in got]
     assert keys == sorted(keys)
@@ -191,6 +192,7 @@ def test_streamed_stages_agree_with_in_memory(tmp_path: Path, monkeypatch: pytes
     # small batches and row groups, so every stage crosses many batch and file boundaries
     monkeypatch.setattr(corpus_module, "ROW_GROUP_SIZE", 23)
     monkeypatch.setattr(corpus_module, "BATCH_ROWS", 17)
+    monkeypatch.setattr(corpus_module, "RUN_BYTES", 30_000)  # the external sort merges many runs
     snapshot = tmp_path / "synth.jsonl.gz"
     synthesize(DETECT, snapshot, SynthConfig(factor=12, seed=1, max_comments=60), progress=False)
     with gzip.open(snapshot, "rt", encoding="utf-8") as handle:  # add duplicates and a bot thread

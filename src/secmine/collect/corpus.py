@@ -21,8 +21,8 @@ Writes are deterministic: rows sorted by ``id`` within a partition, fixed row gr
 timestamp metadata, so the same threads give byte-identical files.  The whole folder is replaced
 atomically.  :class:`PartitionWriter` streams records (in partition order) into the layout;
 :class:`Spool` takes records in any order, with duplicates, and gives them back de-duplicated in
-partition order by an out-of-core DuckDB sort, so a corpus of millions of threads is written in
-bounded memory.
+partition order by an external merge sort (:class:`SortedRuns`: sorted Parquet runs merged with
+:func:`heapq.merge`), so a corpus of millions of threads is written in bounded memory.
 
 Readers: :func:`iter_batches` streams Arrow record batches (only the columns asked for, optionally
 only some ids), :func:`read_corpus` gives a small corpus (or a few columns) as a frame sorted by
@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,8 @@ MANIFEST_FILE = "_manifest.json"
 ROW_GROUP_SIZE = 5_000
 BATCH_ROWS = 2_000
 COMPRESSION = "zstd"
-DUCKDB_MEMORY = "256MB"  # DuckDB's memory limit for the out-of-core sorts (it spills to disk beyond it)
+RUN_BYTES = 32 << 20  # text per sorted run of the external sort (Python holds about 3x that)
+DUCKDB_MEMORY = "512MB"  # DuckDB's memory limit for the out-of-core sorts (it spills to disk beyond it)
 
 # Hugging Face model metadata and the GitHub repository each model links to.
 MODEL_COLUMNS: tuple[str, ...] = (
@@ -253,26 +254,119 @@ def duckdb_connection(temp_dir: str | os.PathLike[str] | None = None, memory_lim
     return con
 
 
+class SortedRuns:
+    """An external merge sort of records (dicts) with a fixed Arrow ``schema``.
+
+    :meth:`add` buffers records; when the buffer holds about ``run_bytes`` of text it is sorted by
+    ``key`` and written as a Parquet run file in ``folder``.  :meth:`merged` merges the runs with
+    :func:`heapq.merge` (stable: among equal keys, records keep the order they were added in),
+    reading each run ``read_rows`` records (one row group) at a time.  Memory: one buffer plus
+    ``read_rows`` records per run (a few hundred runs for millions of threads).
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        schema: pa.Schema,
+        key: Callable[[dict[str, Any]], Any],
+        *,
+        run_bytes: int | None = None,
+        read_rows: int = 32,
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self.key = key
+        self.run_bytes = run_bytes or RUN_BYTES
+        self.read_rows = read_rows
+        self.rows = 0
+        self.runs: list[Path] = []
+        self._buffer: list[dict[str, Any]] = []
+        self._bytes = 0
+
+    def add(self, record: dict[str, Any], size: int = 256) -> None:
+        self._buffer.append(record)
+        self._bytes += size
+        self.rows += 1
+        if self._bytes >= self.run_bytes:
+            self._write_run()
+
+    def _write_run(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._buffer:
+            return
+        self._buffer.sort(key=self.key)
+        file = self.folder / f"run-{len(self.runs):05d}.parquet"
+        names = self.schema.names
+        with pq.ParquetWriter(file, self.schema, compression="lz4") as writer:
+            for start in range(0, len(self._buffer), BATCH_ROWS):
+                chunk = self._buffer[start : start + BATCH_ROWS]
+                writer.write_table(
+                    pa.Table.from_pydict({n: [r.get(n) for r in chunk] for n in names}, schema=self.schema),
+                    row_group_size=self.read_rows,  # the merge holds one small row group per run
+                )
+        self.runs.append(file)
+        self._buffer = []
+        self._bytes = 0
+
+    def _read(self, file: Path) -> Iterator[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        handle = pq.ParquetFile(file)
+        for batch in handle.iter_batches(batch_size=self.read_rows):
+            yield from batch.to_pylist()
+
+    def merged(self) -> Iterator[dict[str, Any]]:
+        """Every record added, in ``key`` order (runs are deleted once read)."""
+        import heapq
+
+        if not self.runs:  # everything fits one buffer: no file at all
+            self._buffer.sort(key=self.key)
+            buffer, self._buffer = self._buffer, []
+            yield from buffer
+            return
+        self._write_run()
+        yield from heapq.merge(*(self._read(f) for f in self.runs), key=self.key)
+        for file in self.runs:
+            file.unlink(missing_ok=True)
+
+
+def _record_size(record: dict[str, Any]) -> int:
+    comments = record.get("comments") or ()
+    return (
+        200
+        + len(record.get("title") or "")
+        + len(record.get("body") or "")
+        + sum(80 + len(c.get("body") or "") for c in comments)
+    )
+
+
 class Spool:
     """Thread records in any order, duplicates allowed, given back de-duplicated in partition order.
 
-    :meth:`add` appends a record with its rank (higher wins among copies of one id: the caller's
-    source priority, then ``updated_at``, then the later copy) to a Parquet file in ``folder`` in
-    batches; :meth:`winners` sorts out of core with DuckDB (memory-limited, spilling to ``folder``)
-    and yields batches of records, one per id, sorted by ``(platform, kind, bucket, id)`` — what
-    :class:`PartitionWriter` takes.  ``duplicates`` counts the copies dropped.
+    :meth:`add` takes a record with its rank (higher wins among copies of one id: the caller's
+    source priority, then ``updated_at``, then the later copy); :meth:`winners` yields batches of
+    records, one per id, sorted by ``(platform, kind, bucket, id)`` — what :class:`PartitionWriter`
+    takes.  The records go through a :class:`SortedRuns` external merge sort in ``folder``, so
+    memory stays bounded whatever their number.  ``duplicates`` counts the copies dropped.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], *, batch_rows: int | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike[str], *, batch_rows: int | None = None,
+                 run_bytes: int | None = None) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.file = self.folder / "spool.parquet"
         self.batch_rows = batch_rows or BATCH_ROWS
-        self.rows = 0
         self.duplicates = 0
-        self._buffer: list[dict[str, Any]] = []
-        self._writer: Any = None
-        self._schema = self._spool_schema()
+        self._runs = SortedRuns(self.folder, self._spool_schema(), self._key, run_bytes=run_bytes)
+
+    @property
+    def rows(self) -> int:
+        return self._runs.rows
+
+    @staticmethod
+    def _key(record: dict[str, Any]) -> tuple[str, str, int, str]:
+        return (record["platform"], record["kind"], record["_bucket"], record["id"])
 
     @staticmethod
     def _spool_schema() -> pa.Schema:
@@ -291,56 +385,33 @@ class Spool:
         row["_rank"] = rank
         row["_updated"] = record.get("updated_at") or ""
         row["_position"] = self.rows
-        self.rows += 1
-        self._buffer.append(row)
-        if len(self._buffer) >= self.batch_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not self._buffer:
-            return
-        table = pa.Table.from_pydict(
-            {name: [r.get(name) for r in self._buffer] for name in self._schema.names}, schema=self._schema
-        )
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.file, self._schema, compression="lz4")
-        self._writer.write_table(table)
-        self._buffer = []
+        self._runs.add(row, _record_size(record))
 
     def winners(self, *, batch_rows: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """Batches of records (without the spool's own columns), one per id, in partition order."""
-        self._flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self.rows == 0:
-            return
-        con = duckdb_connection(self.folder / "duckdb.tmp")
-        try:
-            file = self.file.as_posix().replace("'", "''")
-            con.execute(f"CREATE VIEW spool AS SELECT * FROM read_parquet('{file}')")
-            unique = con.execute("SELECT count(DISTINCT id) FROM spool").fetchall()[0][0]
-            self.duplicates = self.rows - int(unique)
-            columns = ", ".join(f's."{c}"' for c in THREAD_COLUMNS)
-            if self.duplicates:
-                source = (
-                    "(SELECT s.* FROM spool s SEMI JOIN (SELECT _position FROM spool QUALIFY row_number() OVER "
-                    "(PARTITION BY id ORDER BY _rank DESC, _updated DESC, _position DESC) = 1) w "
-                    "ON s._position = w._position)"
-                )
-            else:
-                source = "spool"
-            reader = con.sql(
-                f"SELECT {columns} FROM {source} s ORDER BY s.platform, s.kind, s._bucket, s.id"
-            ).to_arrow_reader(batch_rows or self.batch_rows)
-            for batch in reader:
-                yield batch.to_pylist()
-        finally:
-            con.close()
-        self.file.unlink(missing_ok=True)
+        size = batch_rows or self.batch_rows
+        batch: list[dict[str, Any]] = []
+        best: dict[str, Any] | None = None
+        for row in self._runs.merged():
+            if best is not None and row["id"] == best["id"]:
+                self.duplicates += 1
+                if (row["_rank"], row["_updated"], row["_position"]) > (best["_rank"], best["_updated"], best["_position"]):
+                    best = row
+                continue
+            if best is not None:
+                batch.append(_strip(best))
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+            best = row
+        if best is not None:
+            batch.append(_strip(best))
+        if batch:
+            yield batch
+
+
+def _strip(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row.get(name) for name in THREAD_COLUMNS}
 
 
 def write_sidecars(
