@@ -68,7 +68,16 @@ class SynthConfig:
             raise SynthError("--years and --max-comments must be 0 or more")
 
 
+def _count(path: Path) -> int:
+    from secmine.inputs import open_lines
+
+    with open_lines(path) as handle:
+        return sum(1 for line in handle if line.strip())
+
+
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import orjson
+
     from secmine.inputs import open_lines
 
     with open_lines(path) as handle:
@@ -76,9 +85,9 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SynthError(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from exc
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise SynthError(f"{path}, line {line_no}: not valid JSON ({exc})") from exc
             if not isinstance(record, dict) or not record.get("repo"):
                 raise SynthError(f"{path}, line {line_no}, field 'repo': missing; fix or delete the line")
             yield line_no, record
@@ -88,6 +97,11 @@ def _shift(stamp: Any, days: int) -> Any:
     if not stamp or not days:
         return stamp
     text = str(stamp)
+    if len(text) == 20 and text[-1] == "Z":  # the snapshot's form, 2024-04-04T01:12:57Z
+        try:
+            return (datetime.fromisoformat(text[:19]) - timedelta(days=days)).isoformat() + "Z"
+        except ValueError:
+            return stamp
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -139,8 +153,14 @@ def replicate(
 def _later(stamp: Any, hours: int) -> Any:
     if not stamp:
         return None
+    text = str(stamp)
+    if len(text) == 20 and text[-1] == "Z":
+        try:
+            return (datetime.fromisoformat(text[:19]) + timedelta(hours=hours)).isoformat() + "Z"
+        except ValueError:
+            return None
     try:
-        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     return (moment + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -156,6 +176,7 @@ def synthesize(
     """Write the synthetic snapshot to ``out_file`` (``.gz``: gzip level 1, no timestamp; else
     plain JSON lines), atomically.  Returns counts: threads, comments, per replica."""
     import numpy as np
+    import orjson
     from tqdm.auto import tqdm
 
     from secmine.io import atomic_path
@@ -164,7 +185,7 @@ def synthesize(
     source = Path(snapshot)
     if not source.is_file():
         raise SynthError(f"{source}: snapshot not found", hint="run `secmine external-link` or pass --snapshot")
-    base = sum(1 for _ in _lines(source))
+    base = _count(source)
     if base == 0:
         raise SynthError(f"{source}: no threads to replicate")
     total = base * config.factor if not config.limit else min(config.limit, base * config.factor)
@@ -200,7 +221,7 @@ def synthesize(
                             count = min(count, len(record.get("comments") or []))
                         out = replicate(record, replica, days=days, comments=count, pool=pool, pool_picks=picks)
                     comments += len(out.get("comments") or [])
-                    handle.write((json.dumps(out, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
+                    handle.write(orjson.dumps(out) + b"\n")
                     written += 1
                     bar.update(1)
             bar.close()
