@@ -102,7 +102,7 @@ def measure_size(label: str, factor: int, limit: int, work: Path, args: argparse
     if folder.exists():
         shutil.rmtree(folder)
     run_dir = folder / "run"
-    snapshot = folder / "issues.jsonl.gz"
+    snapshot = folder / "issues.jsonl"
     logs = folder / "logs"
     results: list[Measure] = []
 
@@ -116,7 +116,7 @@ def measure_size(label: str, factor: int, limit: int, work: Path, args: argparse
 
     threads = 0
     step("synth", secmine("synth", "--factor", str(factor), "--threads", str(limit), "--seed", str(args.seed),
-                          "--out", str(folder), "--no-corpus", "--no-progress"))
+                          "--out", str(folder), "--no-corpus", "--plain", "--no-progress"))
     threads = json.loads((folder / "synth.json").read_text())["threads"]
     for measure in results:
         measure.threads = threads
@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     work = (ROOT / args.work) if not Path(args.work).is_absolute() else Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sizes = [(f"{f}x", f, 0) for f in (int(v) for v in args.factors.split(",") if v.strip())]
+    if not sizes and not args.full:
+        parser.error("give --factors or --full")
     if args.full:
         sizes.append(("2.2M", 109, FULL_THREADS))  # 109 x 20,222 snapshot threads, cut at 2.2 M
     print("SYNTHETIC corpora (secmine synth); stages run as `secmine <stage>` subprocesses", flush=True)
