@@ -86,7 +86,7 @@ def _summary(groups: Sequence[dict[str, Any]], repositories: int) -> pd.DataFram
 
 def summary_frame(threads: Sequence[Thread]) -> pd.DataFrame:
     """Threads, comments and repositories per platform and kind, with the span of creation dates
-    (threads in memory; the stage computes the same table in DuckDB, :func:`corpus_stats`)."""
+    (threads in memory; the stage counts the same while it streams, :class:`CorpusCounter`)."""
     groups: dict[tuple[str, str], list[Thread]] = {}
     for thread in threads:
         groups.setdefault((thread.platform, thread.kind), []).append(thread)
@@ -110,7 +110,7 @@ def summary_frame(threads: Sequence[Thread]) -> pd.DataFrame:
 
 @dataclass
 class CorpusStats:
-    """Counts over a written corpus, computed in DuckDB (nothing is held per thread)."""
+    """Counts over a corpus: threads, comments and repositories per platform and kind, and totals."""
 
     groups: list[dict[str, Any]]
     threads: int
@@ -124,42 +124,51 @@ class CorpusStats:
         return _summary(self.groups, self.repositories)
 
 
-def corpus_stats(corpus: str | os.PathLike[str]) -> CorpusStats:
-    """Threads, comments and repositories per platform and kind, and the stage's metrics counts,
-    aggregated by DuckDB over the corpus's Parquet partitions (only the columns they need)."""
-    from secmine.collect.corpus import connect, part_files
+class CorpusCounter:
+    """The counts of :class:`CorpusStats`, taken record by record as the corpus is written (memory:
+    one entry per platform and kind, and the set of repositories)."""
 
-    if not part_files(corpus):
-        return CorpusStats([], 0, 0, 0, {}, {}, {})
-    con = connect(corpus)
-    try:
-        cursor = con.execute(
-            "SELECT platform, kind, count(*) AS threads, coalesce(sum(len(comments)), 0) AS comments, "
-            "count(DISTINCT repo) AS repositories, count(*) FILTER (WHERE len(comments) > 0) AS with_comments, "
-            "min(created_at) FILTER (WHERE created_at IS NOT NULL AND created_at <> '') AS first_created, "
-            "max(created_at) FILTER (WHERE created_at IS NOT NULL AND created_at <> '') AS last_created "
-            "FROM threads GROUP BY platform, kind ORDER BY platform, kind"
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], dict[str, Any]] = {}
+        self._repos: dict[tuple[str, str], set[str]] = {}
+        self._sources: Counter[str] = Counter()
+
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        key = (record["platform"], record["kind"])
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = {"platform": key[0], "kind": key[1], "threads": 0, "comments": 0,
+                                         "with_comments": 0, "first_created": None, "last_created": None}
+            self._repos[key] = set()
+        comments = len(record.get("comments") or ())
+        group["threads"] += 1
+        group["comments"] += comments
+        group["with_comments"] += int(comments > 0)
+        created = record.get("created_at")
+        if created:
+            if group["first_created"] is None or created < group["first_created"]:
+                group["first_created"] = created
+            if group["last_created"] is None or created > group["last_created"]:
+                group["last_created"] = created
+        self._repos[key].add(record["repo"])
+        self._sources[str(record.get("source") or "").split(":")[0]] += 1
+        return record
+
+    def stats(self) -> CorpusStats:
+        groups = [{**self._groups[k], "repositories": len(self._repos[k])} for k in sorted(self._groups)]
+        by_platform: dict[str, int] = {}
+        for g in groups:
+            by_platform[g["platform"]] = by_platform.get(g["platform"], 0) + g["threads"]
+        repositories = {(platform, repo) for (platform, _), repos in self._repos.items() for repo in repos}
+        return CorpusStats(
+            groups=groups,
+            threads=sum(g["threads"] for g in groups),
+            comments=sum(g["comments"] for g in groups),
+            repositories=len(repositories),
+            by_platform=dict(sorted(by_platform.items())),
+            by_kind=dict(sorted((f"{g['platform']}:{g['kind']}", g["threads"]) for g in groups)),
+            by_source=dict(sorted(self._sources.items())),
         )
-        names = [d[0] for d in cursor.description]
-        groups = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        repositories = con.execute("SELECT count(*) FROM (SELECT DISTINCT platform, repo FROM threads)").fetchall()[0][0]
-        sources = con.execute(
-            "SELECT split_part(source, ':', 1) AS s, count(*) FROM threads GROUP BY s ORDER BY s"
-        ).fetchall()
-    finally:
-        con.close()
-    by_platform: dict[str, int] = {}
-    for g in groups:
-        by_platform[g["platform"]] = by_platform.get(g["platform"], 0) + int(g["threads"])
-    return CorpusStats(
-        groups=groups,
-        threads=sum(int(g["threads"]) for g in groups),
-        comments=sum(int(g["comments"]) for g in groups),
-        repositories=int(repositories),
-        by_platform=dict(sorted(by_platform.items())),
-        by_kind=dict(sorted((f"{g['platform']}:{g['kind']}", int(g["threads"])) for g in groups)),
-        by_source=dict(sorted((str(k), int(v)) for k, v in sources)),
-    )
 
 
 def source_rank(source: str) -> int:
@@ -179,10 +188,10 @@ def finalize(
 ) -> dict[str, Any]:
     """De-duplicate, drop bots, write the corpus, the summary table and the metrics; return metrics.
 
-    Streams: threads go to a :class:`~secmine.collect.corpus.Spool` as they come, DuckDB sorts and
-    de-duplicates them out of core (the copy kept is :func:`secmine.collect.bots.dedupe`'s), bots
-    are removed batch by batch on the way into the partitions, and the counts are DuckDB aggregates
-    over the written files — memory does not grow with the corpus.
+    Streams: threads go to a :class:`~secmine.collect.corpus.Spool` as they come, an external merge
+    sort orders and de-duplicates them (the copy kept is :func:`secmine.collect.bots.dedupe`'s),
+    bots are removed batch by batch on the way into the partitions, and the counts are taken on the
+    way (:class:`CorpusCounter`) — memory does not grow with the corpus.
     """
     import shutil
 
@@ -196,12 +205,13 @@ def finalize(
         for thread in tqdm(threads, desc="corpus", unit="thread", disable=not progress, mininterval=5):
             spool.add(thread.to_record(), rank=source_rank(thread.source))
         writer = PartitionWriter(staging)
+        counter = CorpusCounter()
         for batch in spool.winners():
-            writer.write(kept for kept in map(bots.clean_record, batch) if kept is not None)
+            writer.write(counter.add(kept) for kept in map(bots.clean_record, batch) if kept is not None)
         writer.close()
         shutil.rmtree(spool.folder, ignore_errors=True)
         bots.stats.duplicates_dropped += spool.duplicates
-        stats = corpus_stats(staging)
+        stats = counter.stats()
         top_bots = sorted(bots.stats.by_login.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         metrics: dict[str, Any] = {
             "source": manifest.get("source"),

@@ -374,6 +374,7 @@ def read_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(metadata[SETTINGS_KEY])
 
 
+ROWS_PER_GROUP = 50_000  # row groups of the matches file (small rows: ids, a few keywords)
 THREAD_FIELDS: tuple[str, ...] = ("id", "platform", "kind", "repo", "number", "title", "body", "comments")
 
 
@@ -411,9 +412,9 @@ def run_keywords(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``keywords`` stage: match the corpus, write the per-thread Parquet, table, figure, metrics.
 
-    Streams: the corpus is matched batch by batch; each batch of match rows goes to a spool file
-    and is counted for the summary; DuckDB sorts the spool by id (out of core) into the output,
-    written with a ParquetWriter.  Returns ``(matched, summary)``: the rows of the threads that
+    Streams: the corpus is matched batch by batch; each batch of match rows is counted for the
+    summary and goes to an external merge sort by id (:class:`secmine.collect.corpus.SortedRuns`),
+    whose merged stream is written with a ParquetWriter.  Returns ``(matched, summary)``: the rows of the threads that
     match a keyword (a small share of the corpus) and the summary table.
     """
     import shutil
@@ -425,7 +426,7 @@ def run_keywords(
     from tqdm.auto import tqdm
 
     from secmine import io
-    from secmine.collect.corpus import duckdb_connection
+    from secmine.collect.corpus import SortedRuns
 
     keywords = parse_keywords(keyword_set, extra)
     field_names = parse_fields(fields)
@@ -435,33 +436,39 @@ def run_keywords(
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work", dir=target.parent))
     counts = MatchCounts()
     matched_parts: list[pd.DataFrame] = []
+    columns = list(KEYWORD_COLUMNS)
     try:
-        spool_file = work / "spool.parquet"
-        spool = pq.ParquetWriter(spool_file, schema, compression="lz4")
+        runs = SortedRuns(work, schema, key=lambda r: r["id"], run_bytes=8 << 20, read_rows=256)
         bar = tqdm(desc="keywords", unit="thread", disable=not progress, mininterval=5)
         for threads in thread_batches(corpus, batch_size=batch_size):
             matches = match_threads(threads, keywords, word_boundary=word_boundary, fields=field_names)
             counts.add(matches)
             matched_parts.append(matches[matches["keyword_match"]])
-            spool.write_table(pa.Table.from_pandas(matches[list(KEYWORD_COLUMNS)], schema=schema, preserve_index=False))
+            for record in pa.Table.from_pandas(matches[columns], schema=schema, preserve_index=False).to_pylist():
+                runs.add(record, 160 + len(record["repo"] or "") + 2 * len(record["id"]))
             bar.update(len(matches))
         bar.close()
-        spool.close()
         metadata = _settings_metadata(keywords, word_boundary, field_names)
-        con = duckdb_connection(work / "duckdb.tmp")
-        try:
-            file = spool_file.as_posix().replace("'", "''")
-            duplicated = con.sql(f"SELECT id FROM read_parquet('{file}') GROUP BY id HAVING count(*) > 1 LIMIT 1").fetchall()
-            if duplicated:
-                raise ValueError(f"{corpus}: field 'id': duplicate thread {duplicated[0][0]!r} (rebuild the corpus)")
-            reader = con.sql(f"SELECT * FROM read_parquet('{file}') ORDER BY id").to_arrow_reader(batch_size)
-            with io.atomic_path(target) as tmp:
-                writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata))
-                for batch in reader:
-                    writer.write_table(pa.Table.from_batches([batch]).cast(schema).replace_schema_metadata(metadata))
-                writer.close()
-        finally:
-            con.close()
+        with io.atomic_path(target) as tmp:
+            writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata))
+            chunk: list[dict[str, Any]] = []
+            previous = None
+
+            def flush() -> None:
+                table = pa.Table.from_pydict({c: [r[c] for r in chunk] for c in columns}, schema=schema)
+                writer.write_table(table.replace_schema_metadata(metadata))
+                chunk.clear()
+
+            for record in runs.merged():
+                if record["id"] == previous:
+                    raise ValueError(f"{corpus}: field 'id': duplicate thread {previous!r} (rebuild the corpus)")
+                previous = record["id"]
+                chunk.append(record)
+                if len(chunk) >= ROWS_PER_GROUP:
+                    flush()
+            if chunk:
+                flush()
+            writer.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = counts.summary(keywords)
