@@ -236,3 +236,27 @@ def test_streamed_stages_agree_with_in_memory(tmp_path: Path, monkeypatch: pytes
     ids = list(reversed(streamed["id"])) + ["gh:issue:none/such#1"]
     origins = _corpus_origins(tmp_path / "corpus", ids)
     assert origins.tolist() == [*(["snapshot"] * len(streamed)), ""]
+
+
+def test_load_classified_rows_checks_every_batch(tmp_path: Path) -> None:
+    from secmine.analysis.data import AnalysisInputError, load_classified
+
+    frame = pd.DataFrame({
+        "id": [f"gh:issue:a/x#{n}" for n in range(50)], "platform": "github", "kind": "issue", "repo": "a/x",
+        "number": range(50), "created_at": "2024-01-01T00:00:00Z", "keyword_match": False,
+        "probability": 0.2, "label": [n % 3 == 0 for n in range(50)],
+    }).astype({"label": "int64"}).sample(frac=1, random_state=0).reset_index(drop=True)
+    frame.to_parquet(tmp_path / "c.parquet")
+    whole = load_classified(tmp_path / "c.parquet")
+    rows = load_classified(tmp_path / "c.parquet", labels=(1,), batch_rows=7)
+    pd.testing.assert_frame_equal(rows, whole[whole["label"] == 1].reset_index(drop=True))
+    bad = frame.copy()
+    bad.loc[37, "label"] = 5
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(AnalysisInputError, match=r"bad.parquet, row 37, field 'label'"):
+        load_classified(tmp_path / "bad.parquet", labels=(1,), batch_rows=7)
+    dup = frame.copy()
+    dup.loc[44, "id"] = dup.loc[3, "id"]
+    dup.to_parquet(tmp_path / "dup.parquet")
+    with pytest.raises(AnalysisInputError, match=r"dup.parquet, row 44, field 'id': duplicate id"):
+        load_classified(tmp_path / "dup.parquet", labels=(1,), batch_rows=7)
