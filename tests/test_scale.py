@@ -32,8 +32,8 @@ DETECT = Path(__file__).parent / "fixtures" / "detect" / "threads.jsonl"
 
 
 def _thread(repo: str, number: int, **kw: object) -> Thread:
-    base: dict[str, object] = dict(platform="github", kind="issue", repo=repo, number=number, title=f"t{number}",
-                                   body="b", url="", source="snapshot:x", author="alice")
+    base: dict[str, object] = {"platform": "github", "kind": "issue", "repo": repo, "number": number,
+                               "title": f"t{number}", "body": "b", "url": "", "source": "snapshot:x", "author": "alice"}
     base.update(kw)
     return Thread(**base)  # type: ignore[arg-type]
 
@@ -68,7 +68,7 @@ def test_synth_is_deterministic_unique_and_spread(tmp_path: Path) -> None:
     from datetime import datetime
 
     def day(stamp: str) -> datetime:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        return datetime.fromisoformat(stamp)
 
     shifts = set()
     for replica in range(1, 5):

@@ -31,9 +31,11 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from secmine.errors import SecmineError
 
@@ -104,12 +106,12 @@ def _shift(stamp: Any, days: int) -> Any:
         except ValueError:
             return stamp
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return stamp
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    shifted = (moment - timedelta(days=days)).astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    shifted = (moment - timedelta(days=days)).astimezone(UTC)
     return shifted.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -161,7 +163,7 @@ def _later(stamp: Any, hours: int) -> Any:
         except ValueError:
             return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     return (moment + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -271,20 +273,21 @@ def run_synth(
 
 def register(app: Any) -> None:
     """Add ``secmine synth`` to the command line."""
-    import typer
 
     @app.command("synth", rich_help_panel="Benchmarks")
     def synth(
-        factor: int = typer.Option(4, help="replicas of the snapshot (1 = the snapshot itself)"),
-        out: Path = typer.Option(None, help="output folder (default scratch/synth/x<factor>)"),
-        threads: int = typer.Option(0, help="stop at this many threads (e.g. 2200000 with --factor 107)"),
-        seed: int = typer.Option(0, help="seed of the dates and comment counts"),
-        years: int = typer.Option(4, help="replicas move back in time by up to this many years"),
-        max_comments: int = typer.Option(300, help="cap of the long-tailed comment counts"),
-        snapshot: Path = typer.Option(Path("data/external/ai_issues/issues.jsonl.gz"), help="snapshot to replicate"),
-        corpus: bool = typer.Option(True, help="also build the corpus from it (the collect stage's path)"),
-        plain: bool = typer.Option(False, help="write issues.jsonl uncompressed (faster; ~4x the disk)"),
-        progress: bool = typer.Option(True, help="show progress"),
+        factor: Annotated[int, typer.Option(help="replicas of the snapshot (1 = the snapshot itself)")] = 4,
+        out: Annotated[Path | None, typer.Option(help="output folder (default scratch/synth/x<factor>)")] = None,
+        threads: Annotated[int, typer.Option(help="stop at this many threads (e.g. 2200000 with --factor 109)")] = 0,
+        seed: Annotated[int, typer.Option(help="seed of the dates and comment counts")] = 0,
+        years: Annotated[int, typer.Option(help="replicas move back in time by up to this many years")] = 4,
+        max_comments: Annotated[int, typer.Option(help="cap of the long-tailed comment counts")] = 300,
+        snapshot: Annotated[Path, typer.Option(help="snapshot to replicate")] = Path(
+            "data/external/ai_issues/issues.jsonl.gz"
+        ),
+        corpus: Annotated[bool, typer.Option(help="also build the corpus from it (the collect stage's path)")] = True,
+        plain: Annotated[bool, typer.Option(help="write issues.jsonl uncompressed (faster; ~4x the disk)")] = False,
+        progress: Annotated[bool, typer.Option(help="show progress")] = True,
     ) -> None:
         """SYNTHETIC corpus for scale benchmarks: the snapshot replicated with unique ids and URLs,
         dates spread over the years and long-tailed comment counts (not real data)."""
