@@ -55,6 +55,7 @@ MANIFEST_FILE = "_manifest.json"
 ROW_GROUP_SIZE = 5_000
 BATCH_ROWS = 2_000
 COMPRESSION = "zstd"
+FAN_IN = 12  # runs merged at once (more are merged in groups first)
 RUN_BYTES = 32 << 20  # text per sorted run of the external sort (Python holds about 3x that)
 DUCKDB_MEMORY = "512MB"  # DuckDB's memory limit for the out-of-core sorts (it spills to disk beyond it)
 
@@ -292,21 +293,11 @@ class SortedRuns:
             self._write_run()
 
     def _write_run(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if not self._buffer:
             return
         self._buffer.sort(key=self.key)
         file = self.folder / f"run-{len(self.runs):05d}.parquet"
-        names = self.schema.names
-        with pq.ParquetWriter(file, self.schema, compression="lz4") as writer:
-            for start in range(0, len(self._buffer), BATCH_ROWS):
-                chunk = self._buffer[start : start + BATCH_ROWS]
-                writer.write_table(
-                    pa.Table.from_pydict({n: [r.get(n) for r in chunk] for n in names}, schema=self.schema),
-                    row_group_size=self.read_rows,  # the merge holds one small row group per run
-                )
+        self._write_records(file, self._buffer)  # small row groups: the merge holds one per run
         self.runs.append(file)
         self._buffer = []
         self._bytes = 0
@@ -314,12 +305,34 @@ class SortedRuns:
     def _read(self, file: Path) -> Iterator[dict[str, Any]]:
         import pyarrow.parquet as pq
 
-        handle = pq.ParquetFile(file)
-        for batch in handle.iter_batches(batch_size=self.read_rows):
+        # no read-ahead: a merge of hundreds of runs holds one small row group of each
+        handle = pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 16)
+        for batch in handle.iter_batches(batch_size=self.read_rows, use_threads=False):
             yield from batch.to_pylist()
 
+    def _write_records(self, file: Path, records: Iterable[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = self.schema.names
+        with pq.ParquetWriter(file, self.schema, compression="lz4", write_statistics=False) as writer:
+            chunk: list[dict[str, Any]] = []
+            for record in records:
+                chunk.append(record)
+                if len(chunk) >= BATCH_ROWS:
+                    writer.write_table(pa.Table.from_pydict({n: [r.get(n) for r in chunk] for n in names},
+                                                            schema=self.schema), row_group_size=self.read_rows)
+                    chunk = []
+            if chunk:
+                writer.write_table(pa.Table.from_pydict({n: [r.get(n) for r in chunk] for n in names},
+                                                        schema=self.schema), row_group_size=self.read_rows)
+
     def merged(self) -> Iterator[dict[str, Any]]:
-        """Every record added, in ``key`` order (runs are deleted once read)."""
+        """Every record added, in ``key`` order (runs are deleted once read).
+
+        At most :data:`FAN_IN` runs are merged at once: with more, consecutive groups of runs are
+        first merged into longer runs (which keeps the order of equal keys), so the merge's memory
+        does not grow with the number of runs."""
         import heapq
 
         if not self.runs:  # everything fits one buffer: no file at all
@@ -328,6 +341,21 @@ class SortedRuns:
             yield from buffer
             return
         self._write_run()
+        level = 0
+        while len(self.runs) > FAN_IN:
+            level += 1
+            merged_runs = []
+            for start in range(0, len(self.runs), FAN_IN):
+                group = self.runs[start : start + FAN_IN]
+                if len(group) == 1:
+                    merged_runs.append(group[0])
+                    continue
+                file = self.folder / f"merge-{level}-{start // FAN_IN:05d}.parquet"
+                self._write_records(file, heapq.merge(*(self._read(f) for f in group), key=self.key))
+                for old in group:
+                    old.unlink(missing_ok=True)
+                merged_runs.append(file)
+            self.runs = merged_runs
         yield from heapq.merge(*(self._read(f) for f in self.runs), key=self.key)
         for file in self.runs:
             file.unlink(missing_ok=True)
