@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from secmine.collect.bots import BotFilter, dedupe
-from secmine.collect.corpus import connect, read_corpus, read_manifest, read_models, write_corpus
+from secmine.collect.corpus import (
+    bucket_of,
+    connect,
+    partition_dir,
+    read_corpus,
+    read_manifest,
+    read_models,
+    write_corpus,
+)
 from secmine.collect.linking import best_link, github_links
 from secmine.collect.stage import StageOutputs, run_snapshot, summary_frame
 from secmine.schema import THREAD_COLUMNS, Comment, SchemaError, Thread, validate_frame
@@ -49,8 +57,9 @@ def test_write_read_roundtrip_sorted_and_partitioned(tmp_path: Path) -> None:
     ]
     counts = write_corpus(threads, tmp_path / "corpus")
     assert counts == {"github": 2, "huggingface": 1}
-    assert (tmp_path / "corpus" / "platform=github" / "part-0.parquet").is_file()
-    assert (tmp_path / "corpus" / "platform=huggingface" / "part-0.parquet").is_file()
+    for thread in threads:
+        folder = partition_dir(thread.platform, thread.kind, bucket_of(thread.id))
+        assert (tmp_path / "corpus" / folder / "part-0.parquet").is_file()
     frame = read_corpus(tmp_path / "corpus")
     assert list(frame.columns) == list(THREAD_COLUMNS)
     assert list(frame["id"]) == sorted(t.id for t in threads)

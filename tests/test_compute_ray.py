@@ -67,12 +67,12 @@ def _repartition(corpus: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> tuple[Path, Path]:
-    from secmine.collect.corpus import dataset_files, write_corpus
+    from secmine.collect.corpus import part_files, write_corpus
 
     root = tmp_path_factory.mktemp("corpora")
     write_corpus(_threads(fixtures_dir), root / "corpus")
     deep = _repartition(root / "corpus", root / "deep")
-    assert len(dataset_files(deep)) > 4 and not any(p.name.startswith(("_", ".")) for p in dataset_files(deep))
+    assert len(part_files(deep)) > 4 and not any(p.name.startswith(("_", ".")) for p in part_files(deep))
     return root / "corpus", deep
 
 

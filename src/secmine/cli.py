@@ -35,6 +35,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "secmine.detect.commands",
     "secmine.analysis.commands",
     "secmine.taxonomy.commands",
+    "secmine.synth",
     "secmine.verify",
 )
 

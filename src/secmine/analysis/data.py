@@ -40,16 +40,23 @@ def repo_url(platform: str, repo: str) -> str:
     return f"https://huggingface.co/{repo}" if platform == "huggingface" else f"https://github.com/{repo}"
 
 
-def load_classified(path: str | os.PathLike[str]) -> pd.DataFrame:
+def load_classified(
+    path: str | os.PathLike[str], *, labels: Iterable[int] | None = None, batch_rows: int = 200_000
+) -> pd.DataFrame:
     """Read and check the classified corpus; add ``source`` and a UTC ``created`` timestamp.
 
-    Errors name the file, the row (0-based position in the file) and the field.
+    Errors name the file, the row (0-based position in the file) and the field.  With ``labels``
+    (e.g. ``(1,)``: the security threads) the file is checked batch by batch and only the rows
+    with those labels are kept (duplicate ids across batches are found by DuckDB), so memory
+    follows the rows kept, not the corpus.
     """
     import pandas as pd
 
     path = Path(path)
     if not path.exists():
         raise AnalysisInputError(f"{path}: not found (run the `classify` stage first)")
+    if labels is not None:
+        return _load_classified_rows(path, set(labels), batch_rows)
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for damaged files
@@ -57,8 +64,47 @@ def load_classified(path: str | os.PathLike[str]) -> pd.DataFrame:
     return check_classified(frame, where=str(path))
 
 
-def check_classified(frame: pd.DataFrame, *, where: str = "classified") -> pd.DataFrame:
-    """Validate a classified frame (see :func:`load_classified`) and normalise its types."""
+def _load_classified_rows(path: Path, labels: set[int], batch_rows: int) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+        names = handle.schema_arrow.names
+    except Exception as exc:
+        raise AnalysisInputError(f"{path}: unreadable Parquet ({type(exc).__name__}: {exc})") from exc
+    if "id" in names:
+        from secmine.collect.corpus import duckdb_connection
+
+        con = duckdb_connection()
+        try:
+            file = path.as_posix().replace("'", "''")
+            rows = con.sql(
+                "SELECT file_row_number, id, count(*) OVER () FROM (SELECT id, file_row_number, row_number() OVER "
+                f"(PARTITION BY id ORDER BY file_row_number) AS k FROM read_parquet('{file}', file_row_number = true) "
+                "WHERE id IS NOT NULL AND id <> '') WHERE k > 1 ORDER BY file_row_number LIMIT 1"
+            ).fetchall()
+        finally:
+            con.close()
+        if rows:
+            row, value, count = rows[0]
+            raise AnalysisInputError(
+                f"{path}, row {row}, field 'id': duplicate id (value {value!r}; {count} bad row(s))"
+            )
+    parts, offset = [], 0
+    for batch in handle.iter_batches(batch_size=batch_rows):
+        frame = batch.to_pandas()
+        checked = check_classified(frame, where=str(path), row_offset=offset)
+        parts.append(checked[checked["label"].isin(labels)])
+        offset += len(frame)
+    if not parts:
+        return check_classified(handle.schema_arrow.empty_table().to_pandas(), where=str(path))
+    return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def check_classified(frame: pd.DataFrame, *, where: str = "classified", row_offset: int = 0) -> pd.DataFrame:
+    """Validate a classified frame (see :func:`load_classified`) and normalise its types
+    (``row_offset``: the position of the frame's first row in its file, for the messages)."""
     import numpy as np
     import pandas as pd
 
@@ -74,7 +120,7 @@ def check_classified(frame: pd.DataFrame, *, where: str = "classified") -> pd.Da
         if bad.size:
             row = int(bad[0])
             raise AnalysisInputError(
-                f"{where}, row {row}, field {field!r}: {what} (value {frame[field].iloc[row]!r}; "
+                f"{where}, row {row + row_offset}, field {field!r}: {what} (value {frame[field].iloc[row]!r}; "
                 f"{bad.size} bad row(s))"
             )
 
@@ -172,7 +218,8 @@ def _read_corpus(path: Path, wanted: set[str] | None) -> pd.DataFrame:
         read_corpus = None
     columns = ["id", "platform", "kind", "repo", "number", "title", "body", "comments", "created_at", "url"]
     if read_corpus is not None:
-        frame = read_corpus(path, columns=columns)
+        # streamed: only the rows of ``wanted`` are kept, batch by batch (never the whole corpus)
+        frame = read_corpus(path, columns=columns, ids=sorted(wanted) if wanted is not None else None)
     else:  # pragma: no cover
         import pyarrow.dataset as ds
 

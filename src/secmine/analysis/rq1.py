@@ -84,13 +84,36 @@ def thread_origins(corpus: str | os.PathLike[str] | pd.DataFrame | None, ids: An
     else:
         if not Path(corpus).exists():
             return None
-        from secmine.collect.corpus import read_corpus
-
-        frame = read_corpus(corpus, columns=["id", "source"])
+        return _corpus_origins(Path(corpus), ids)
     if "source" not in frame.columns:
         return None
     origins = frame.set_index("id")["source"].astype(str).str.split(":").str[0]
     return origins[~origins.index.duplicated()].reindex(pd.Index(ids)).fillna("")
+
+
+def _corpus_origins(corpus: Path, ids: Any) -> pd.Series:
+    """:func:`thread_origins` from a corpus folder, in Arrow: only ``id`` and ``source`` are read,
+    batch by batch, the origin (the part of ``source`` before the colon) is dictionary-encoded and
+    joined to ``ids`` by :func:`pyarrow.compute.index_in` (no Python object per corpus thread)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from secmine.collect.corpus import iter_batches
+
+    id_parts, origin_parts = [], []
+    for batch in iter_batches(corpus, columns=["id", "source"]):
+        id_parts.append(batch.column("id"))
+        origin_parts.append(pc.list_element(pc.split_pattern(batch.column("source"), ":", max_splits=1), 0))
+    index = pd.Index(ids)
+    if not id_parts:
+        return pd.Series([""] * len(index), index=index, dtype=object)
+    corpus_ids = pa.chunked_array(id_parts, pa.string()).combine_chunks()
+    origins = pa.chunked_array(origin_parts, pa.string()).combine_chunks()
+    wanted = pa.array(index.astype(str), pa.string())
+    found = pc.fill_null(pc.take(origins, pc.index_in(wanted, value_set=corpus_ids)), "")
+    values = found.to_pandas()  # one Python object per distinct origin (deduplicated)
+    return pd.Series(values.to_numpy(dtype=object), index=index, dtype=object)
 
 
 def selected_mask(classified: pd.DataFrame) -> Any:

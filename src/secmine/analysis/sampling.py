@@ -248,7 +248,7 @@ def run_sample(
     frame = (
         check_classified(classified, where="classified frame")
         if classified is not None
-        else load_classified(classified_path)
+        else load_classified(classified_path, labels=(1,))  # only the security threads are sampled
     )
     strata = parse_strata(params.strata)
     security = frame[frame["label"] == 1]

@@ -2,7 +2,8 @@
 
 Modules:
 
-``corpus``           the corpus on disk (Parquet partitioned by platform), :func:`read_corpus`, DuckDB view
+``corpus``           the corpus on disk (Parquet partitioned by platform, kind, hash bucket), streaming
+                     writers and :func:`iter_batches`, :func:`read_corpus`, DuckDB view
 ``bots``             bot filtering (``[bot]`` logins plus a configurable list) and de-duplication
 ``snapshot_source``  the offline corpus: a JSON-lines snapshot plus the replication package's posts
 ``http``             the HTTP layer: token pool, rate limits, retries, timeouts, archive recording

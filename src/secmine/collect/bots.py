@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from secmine.schema import Thread
 
@@ -165,6 +166,27 @@ class BotFilter:
         if len(kept) == len(thread.comments):
             return thread
         return replace(thread, comments=tuple(kept))
+
+    def clean_record(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """:meth:`clean` for a thread record (:meth:`Thread.to_record`, a corpus row): the record
+        without bot comments, or None when a bot opened the thread; counts as :meth:`clean` does."""
+        self.stats.threads_in += 1
+        if self.is_bot(record.get("author")):
+            self.stats.threads_dropped += 1
+            self._count(record.get("author"))
+            return None
+        comments = record.get("comments") or []
+        kept = []
+        for comment in comments:
+            author = comment.get("author")
+            if self.is_bot(author):
+                self.stats.comments_dropped += 1
+                self._count(author)
+            else:
+                kept.append(comment)
+        if len(kept) == len(comments):
+            return record
+        return {**record, "comments": kept}
 
     def filter(self, threads: Iterable[Thread]) -> Iterator[Thread]:
         for thread in threads:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 @dataclass
 class SnapshotInput:
-    threads: list[Thread]
+    """The threads to read (an iterator: the snapshot is streamed, never held whole) and, once the
+    iterator is exhausted, ``inputs``: each file read with its SHA-256 and thread count."""
+
+    threads: Iterator[Thread]
     inputs: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -43,38 +47,40 @@ def load_snapshot_threads(
 ) -> SnapshotInput:
     """Threads of the snapshot, then those of the replication posts (when asked and present).
 
-    ``inputs`` describes each file read (path as given, SHA-256, thread count) for provenance.
+    The threads are yielded one by one while the snapshot is read; ``inputs`` describes each file
+    read (path as given, SHA-256, thread count) for provenance, complete once ``threads`` is
+    exhausted.  Missing files are reported before anything is read.
     """
     snapshot_path = Path(snapshot)
-    threads = list(read_snapshot(snapshot_path, source=f"snapshot:{snapshot_path.name}"))
-    inputs: list[dict[str, Any]] = [
-        {
-            "path": snapshot_path.as_posix(),
-            "sha256": sha256_file(snapshot_path),
-            "threads": len(threads),
-            "kind": "snapshot",
-        }
-    ]
+    if not snapshot_path.is_file():
+        raise FileNotFoundError(f"{snapshot_path}: snapshot file not found")
+    posts_file = None
     if include_replication:
         if replication_dir is None:
             raise ValueError("include_replication is set but no replication_dir was given")
-        root = Path(replication_dir)
-        posts_file = root / POSTS_RELATIVE
+        posts_file = Path(replication_dir) / POSTS_RELATIVE
         if not posts_file.is_file():
             raise FileNotFoundError(
                 f"{posts_file}: replication posts not found (set collect.include_replication: false to skip them)"
             )
-        from secmine.replication import load_posts, posts_as_threads
+    inputs: list[dict[str, Any]] = []
 
-        posts = load_posts(root)
-        extra = posts_as_threads(posts)
-        threads.extend(extra)
+    def threads() -> Iterator[Thread]:
+        count = 0
+        for thread in read_snapshot(snapshot_path, source=f"snapshot:{snapshot_path.name}"):
+            count += 1
+            yield thread
         inputs.append(
-            {
-                "path": posts_file.as_posix(),
-                "sha256": sha256_file(posts_file),
-                "threads": len(extra),
-                "kind": "replication",
-            }
+            {"path": snapshot_path.as_posix(), "sha256": sha256_file(snapshot_path), "threads": count, "kind": "snapshot"}
         )
-    return SnapshotInput(threads=threads, inputs=inputs)
+        if posts_file is not None:
+            from secmine.replication import load_posts, posts_as_threads
+
+            extra = posts_as_threads(load_posts(posts_file.parents[1]))
+            yield from extra
+            inputs.append(
+                {"path": posts_file.as_posix(), "sha256": sha256_file(posts_file), "threads": len(extra),
+                 "kind": "replication"}
+            )
+
+    return SnapshotInput(threads=threads(), inputs=inputs)

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secmine.collect.bots import BotFilter, dedupe
-from secmine.collect.corpus import write_corpus
+from secmine.collect.bots import BotFilter
 from secmine.schema import THREAD_COLUMNS, Thread
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +29,7 @@ log = logging.getLogger("secmine.collect")
 
 SOURCES = ("snapshot", "live")
 SOURCE_PRIORITY = ("live", "snapshot", "replication")
-CORPUS_FORMAT = 1
+CORPUS_FORMAT = 2  # 2: partitioned by platform, kind and hash bucket
 
 
 @dataclass
@@ -40,28 +39,35 @@ class StageOutputs:
     summary: str | None = "reports/tables/collect_summary"
 
 
-def summary_frame(threads: Sequence[Thread]) -> pd.DataFrame:
-    """Threads, comments and repositories per platform and kind, with the span of creation dates."""
+SUMMARY_COLUMNS = [
+    "platform",
+    "kind",
+    "threads",
+    "comments",
+    "repositories",
+    "with_comments",
+    "first_created",
+    "last_created",
+]
+
+
+def _summary(groups: Sequence[dict[str, Any]], repositories: int) -> pd.DataFrame:
+    """The summary table from per-(platform, kind) counts (sorted) and the overall repository count."""
     import pandas as pd
 
-    rows = []
-    groups: dict[tuple[str, str], list[Thread]] = {}
-    for thread in threads:
-        groups.setdefault((thread.platform, thread.kind), []).append(thread)
-    for (platform, kind), members in sorted(groups.items()):
-        created = sorted(t.created_at for t in members if t.created_at)
-        rows.append(
-            {
-                "platform": platform,
-                "kind": kind,
-                "threads": len(members),
-                "comments": sum(len(t.comments) for t in members),
-                "repositories": len({t.repo for t in members}),
-                "with_comments": sum(1 for t in members if t.comments),
-                "first_created": created[0][:10] if created else "",
-                "last_created": created[-1][:10] if created else "",
-            }
-        )
+    rows = [
+        {
+            "platform": g["platform"],
+            "kind": g["kind"],
+            "threads": int(g["threads"]),
+            "comments": int(g["comments"]),
+            "repositories": int(g["repositories"]),
+            "with_comments": int(g["with_comments"]),
+            "first_created": (g["first_created"] or "")[:10],
+            "last_created": (g["last_created"] or "")[:10],
+        }
+        for g in groups
+    ]
     if rows:
         rows.append(
             {
@@ -69,23 +75,106 @@ def summary_frame(threads: Sequence[Thread]) -> pd.DataFrame:
                 "kind": "all",
                 "threads": sum(r["threads"] for r in rows),
                 "comments": sum(r["comments"] for r in rows),
-                "repositories": len({(t.platform, t.repo) for t in threads}),
+                "repositories": int(repositories),
                 "with_comments": sum(r["with_comments"] for r in rows),
                 "first_created": min((r["first_created"] for r in rows if r["first_created"]), default=""),
                 "last_created": max((r["last_created"] for r in rows if r["last_created"]), default=""),
             }
         )
-    columns = [
-        "platform",
-        "kind",
-        "threads",
-        "comments",
-        "repositories",
-        "with_comments",
-        "first_created",
-        "last_created",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def summary_frame(threads: Sequence[Thread]) -> pd.DataFrame:
+    """Threads, comments and repositories per platform and kind, with the span of creation dates
+    (threads in memory; the stage counts the same while it streams, :class:`CorpusCounter`)."""
+    groups: dict[tuple[str, str], list[Thread]] = {}
+    for thread in threads:
+        groups.setdefault((thread.platform, thread.kind), []).append(thread)
+    counts = []
+    for (platform, kind), members in sorted(groups.items()):
+        created = sorted(t.created_at for t in members if t.created_at)
+        counts.append(
+            {
+                "platform": platform,
+                "kind": kind,
+                "threads": len(members),
+                "comments": sum(len(t.comments) for t in members),
+                "repositories": len({t.repo for t in members}),
+                "with_comments": sum(1 for t in members if t.comments),
+                "first_created": created[0] if created else "",
+                "last_created": created[-1] if created else "",
+            }
+        )
+    return _summary(counts, len({(t.platform, t.repo) for t in threads}))
+
+
+@dataclass
+class CorpusStats:
+    """Counts over a corpus: threads, comments and repositories per platform and kind, and totals."""
+
+    groups: list[dict[str, Any]]
+    threads: int
+    comments: int
+    repositories: int
+    by_platform: dict[str, int]
+    by_kind: dict[str, int]
+    by_source: dict[str, int]
+
+    def summary(self) -> pd.DataFrame:
+        return _summary(self.groups, self.repositories)
+
+
+class CorpusCounter:
+    """The counts of :class:`CorpusStats`, taken record by record as the corpus is written (memory:
+    one entry per platform and kind, and the set of repositories)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], dict[str, Any]] = {}
+        self._repos: dict[tuple[str, str], set[str]] = {}
+        self._sources: Counter[str] = Counter()
+
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        key = (record["platform"], record["kind"])
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = {"platform": key[0], "kind": key[1], "threads": 0, "comments": 0,
+                                         "with_comments": 0, "first_created": None, "last_created": None}
+            self._repos[key] = set()
+        comments = len(record.get("comments") or ())
+        group["threads"] += 1
+        group["comments"] += comments
+        group["with_comments"] += int(comments > 0)
+        created = record.get("created_at")
+        if created:
+            if group["first_created"] is None or created < group["first_created"]:
+                group["first_created"] = created
+            if group["last_created"] is None or created > group["last_created"]:
+                group["last_created"] = created
+        self._repos[key].add(record["repo"])
+        self._sources[str(record.get("source") or "").split(":")[0]] += 1
+        return record
+
+    def stats(self) -> CorpusStats:
+        groups = [{**self._groups[k], "repositories": len(self._repos[k])} for k in sorted(self._groups)]
+        by_platform: dict[str, int] = {}
+        for g in groups:
+            by_platform[g["platform"]] = by_platform.get(g["platform"], 0) + g["threads"]
+        repositories = {(platform, repo) for (platform, _), repos in self._repos.items() for repo in repos}
+        return CorpusStats(
+            groups=groups,
+            threads=sum(g["threads"] for g in groups),
+            comments=sum(g["comments"] for g in groups),
+            repositories=len(repositories),
+            by_platform=dict(sorted(by_platform.items())),
+            by_kind=dict(sorted((f"{g['platform']}:{g['kind']}", g["threads"]) for g in groups)),
+            by_source=dict(sorted(self._sources.items())),
+        )
+
+
+def source_rank(source: str) -> int:
+    """Rank of a thread's source among copies of one id (higher wins): :data:`SOURCE_PRIORITY`."""
+    position = next((i for i, p in enumerate(SOURCE_PRIORITY) if source.startswith(p)), len(SOURCE_PRIORITY))
+    return -position
 
 
 def finalize(
@@ -95,51 +184,70 @@ def finalize(
     bots: BotFilter,
     manifest: dict[str, Any],
     models: Sequence[dict[str, Any]] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """De-duplicate, drop bots, write the corpus, the summary table and the metrics; return metrics."""
-    from secmine.io import write_json, write_table
+    """De-duplicate, drop bots, write the corpus, the summary table and the metrics; return metrics.
 
-    threads = dedupe(threads, source_priority=SOURCE_PRIORITY, stats=bots.stats)
-    kept = list(bots.filter(threads))
-    by_platform = Counter(t.platform for t in kept)
-    by_kind = Counter(f"{t.platform}:{t.kind}" for t in kept)
-    by_source = Counter(t.source.split(":")[0] for t in kept)
-    top_bots = sorted(bots.stats.by_login.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-    metrics: dict[str, Any] = {
-        "source": manifest.get("source"),
-        "threads": len(kept),
-        "comments": sum(len(t.comments) for t in kept),
-        "repositories": len({(t.platform, t.repo) for t in kept}),
-        "by_platform": dict(sorted(by_platform.items())),
-        "by_kind": dict(sorted(by_kind.items())),
-        "by_source": dict(sorted(by_source.items())),
-        "duplicates_dropped": bots.stats.duplicates_dropped,
-        "bots": {
-            "threads_dropped": bots.stats.threads_dropped,
-            "comments_dropped": bots.stats.comments_dropped,
-            "accounts": len(bots.stats.by_login),
-            "top": {login: count for login, count in top_bots},
-        },
-    }
-    if models is not None:
-        metrics["hf_repositories"] = len(models)
-        metrics["hf_linked"] = sum(1 for m in models if m.get("github_repo"))
-        metrics["github_repositories_linked"] = len(
-            {m["github_repo"].lower() for m in models if m.get("github_repo")}
-        )
-    for key in ("runs", "responses", "missing", "requested"):
-        if key in manifest:
-            value = manifest[key]
-            metrics[key] = len(value) if isinstance(value, list) and key == "missing" else value
-    corpus_manifest = {
-        **manifest,
-        "format": CORPUS_FORMAT,
-        "columns": list(THREAD_COLUMNS),
-        "counts": metrics,
-    }
-    write_corpus(kept, outputs.out, models=models, manifest=corpus_manifest)
+    Streams: threads go to a :class:`~secmine.collect.corpus.Spool` as they come, an external merge
+    sort orders and de-duplicates them (the copy kept is :func:`secmine.collect.bots.dedupe`'s),
+    bots are removed batch by batch on the way into the partitions, and the counts are taken on the
+    way (:class:`CorpusCounter`) — memory does not grow with the corpus.
+    """
+    import shutil
+
+    from tqdm.auto import tqdm
+
+    from secmine.collect.corpus import PartitionWriter, Spool, write_sidecars
+    from secmine.io import atomic_dir, write_json, write_table
+
+    with atomic_dir(outputs.out) as staging:
+        spool = Spool(staging / ".spool")
+        for thread in tqdm(threads, desc="corpus", unit="thread", disable=not progress, mininterval=5):
+            spool.add(thread.to_record(), rank=source_rank(thread.source))
+        writer = PartitionWriter(staging)
+        counter = CorpusCounter()
+        for batch in spool.winners():
+            writer.write(counter.add(kept) for kept in map(bots.clean_record, batch) if kept is not None)
+        writer.close()
+        shutil.rmtree(spool.folder, ignore_errors=True)
+        bots.stats.duplicates_dropped += spool.duplicates
+        stats = counter.stats()
+        top_bots = sorted(bots.stats.by_login.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        metrics: dict[str, Any] = {
+            "source": manifest.get("source"),
+            "threads": stats.threads,
+            "comments": stats.comments,
+            "repositories": stats.repositories,
+            "by_platform": stats.by_platform,
+            "by_kind": stats.by_kind,
+            "by_source": stats.by_source,
+            "duplicates_dropped": bots.stats.duplicates_dropped,
+            "bots": {
+                "threads_dropped": bots.stats.threads_dropped,
+                "comments_dropped": bots.stats.comments_dropped,
+                "accounts": len(bots.stats.by_login),
+                "top": {login: count for login, count in top_bots},
+            },
+        }
+        if models is not None:
+            metrics["hf_repositories"] = len(models)
+            metrics["hf_linked"] = sum(1 for m in models if m.get("github_repo"))
+            metrics["github_repositories_linked"] = len(
+                {m["github_repo"].lower() for m in models if m.get("github_repo")}
+            )
+        for key in ("runs", "responses", "missing", "requested"):
+            if key in manifest:
+                value = manifest[key]
+                metrics[key] = len(value) if isinstance(value, list) and key == "missing" else value
+        corpus_manifest = {
+            **manifest,
+            "format": CORPUS_FORMAT,
+            "columns": list(THREAD_COLUMNS),
+            "counts": metrics,
+        }
+        write_sidecars(staging, models=models, manifest=corpus_manifest)
     if outputs.summary:
-        write_table(summary_frame(kept), outputs.summary, caption="Threads collected per platform and kind")
+        write_table(stats.summary(), outputs.summary, caption="Threads collected per platform and kind")
     if outputs.metrics:
         write_json(outputs.metrics, metrics)
     return metrics
@@ -156,15 +264,19 @@ def run_snapshot(
     replication_dir: str | os.PathLike[str] | None = None,
     include_replication: bool = True,
     bots: BotFilter | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """The corpus from the snapshot and the replication posts, offline and deterministic."""
+    """The corpus from the snapshot and the replication posts, offline and deterministic; the
+    snapshot is streamed (bounded memory whatever its size)."""
     from secmine.collect.snapshot_source import load_snapshot_threads
 
     loaded = load_snapshot_threads(
         snapshot, replication_dir=replication_dir, include_replication=include_replication
     )
     manifest = {"source": "snapshot", "inputs": loaded.inputs}
-    return finalize(loaded.threads, outputs, bots=bots or BotFilter(), manifest=manifest, models=[])
+    return finalize(
+        loaded.threads, outputs, bots=bots or BotFilter(), manifest=manifest, models=[], progress=progress
+    )
 
 
 def run_replay(

@@ -2,7 +2,7 @@
 
 Everything Ray lives in this package (:mod:`secmine.compute.keywords`, :mod:`secmine.compute.classify`;
 here the connection and the corpus), and ``ray`` is imported only when a stage runs with ``engine: ray``.
-Each pipeline reads the corpus's Parquet files (:func:`secmine.collect.corpus.dataset_files`, so
+Each pipeline reads the corpus's Parquet files (:func:`secmine.collect.corpus.part_files`, so
 both the one-file-per-platform and the deeper partitioned layouts work) with
 ``ray.data.read_parquet`` and maps every batch through the same function the local run uses:
 
@@ -82,10 +82,10 @@ def corpus_dataset(corpus: str | os.PathLike[str], columns: Sequence[str]) -> ra
     import ray.data
     from ray.data.datasource.partitioning import Partitioning
 
-    from secmine.collect.corpus import dataset_files
+    from secmine.collect.corpus import part_files
 
     source = Path(corpus)
-    files = dataset_files(source)
+    files = part_files(source)
     if not files:
         raise FileNotFoundError(f"{source}: no Parquet files in the corpus (run the collect stage first)")
     partitioning = Partitioning("hive", base_dir=str(source.resolve())) if source.is_dir() else None

@@ -252,29 +252,72 @@ def _listify(value: Any) -> list[Any]:
     return list(value)
 
 
+@dataclass
+class MatchCounts:
+    """Running counts of keyword matches per platform and kind (what the summary table shows), so a
+    corpus matched batch by batch is summarised without keeping its rows."""
+
+    groups: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    keywords_seen: set[str] = field(default_factory=set)
+
+    def add(self, matches: pd.DataFrame) -> None:
+        """Count one batch of match rows (:data:`KEYWORD_COLUMNS`)."""
+        columns = zip(
+            matches["platform"].tolist(),
+            matches["kind"].tolist(),
+            matches["keyword_match"].tolist(),
+            matches["matched_keywords"].tolist(),
+            *(matches[f"keywords_{f}"].tolist() for f in FIELDS),
+            strict=True,
+        )
+        for platform, kind, matched, keywords, *per_field in columns:
+            group = self.groups.setdefault(
+                (platform, kind), {"threads": 0, "matched": 0, "fields": dict.fromkeys(FIELDS, 0), "keywords": {}}
+            )
+            group["threads"] += 1
+            group["matched"] += int(bool(matched))
+            for name, found in zip(FIELDS, per_field, strict=True):
+                group["fields"][name] += int(len(found) > 0)
+            for keyword in keywords:
+                group["keywords"][keyword] = group["keywords"].get(keyword, 0) + 1
+                self.keywords_seen.add(keyword)
+
+    def summary(self, keywords: Sequence[str] | None = None) -> pd.DataFrame:
+        """The table of :func:`summarise_matches`."""
+        import pandas as pd
+
+        if keywords is None:
+            keywords = sorted(self.keywords_seen)
+        total = {"threads": 0, "matched": 0, "fields": dict.fromkeys(FIELDS, 0), "keywords": {}}
+        for group in self.groups.values():
+            total["threads"] += group["threads"]
+            total["matched"] += group["matched"]
+            for name in FIELDS:
+                total["fields"][name] += group["fields"][name]
+            for keyword, n in group["keywords"].items():
+                total["keywords"][keyword] = total["keywords"].get(keyword, 0) + n
+        rows = []
+        for (platform, kind), group in [*sorted(self.groups.items()), (("all", "all"), total)]:
+            row: dict[str, Any] = {
+                "platform": platform,
+                "kind": kind,
+                "threads": int(group["threads"]),
+                "matched": int(group["matched"]),
+            }
+            row["matched_pct"] = 100.0 * row["matched"] / row["threads"] if row["threads"] else 0.0
+            for field_name in FIELDS:
+                row[f"in_{field_name}"] = int(group["fields"][field_name])
+            for keyword in keywords:
+                row[keyword] = int(group["keywords"].get(keyword, 0))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
 def summarise_matches(matches: pd.DataFrame, keywords: Sequence[str] | None = None) -> pd.DataFrame:
     """Matches per platform and kind: threads, matched threads, share, and threads per keyword."""
-    import pandas as pd
-
-    if keywords is None:
-        keywords = sorted({k for ks in matches["matched_keywords"] for k in ks})
-    rows = []
-    groups = [((p, k), g) for (p, k), g in matches.groupby(["platform", "kind"], sort=True)]
-    groups.append((("all", "all"), matches))
-    for (platform, kind), group in groups:
-        row: dict[str, Any] = {
-            "platform": platform,
-            "kind": kind,
-            "threads": len(group),
-            "matched": int(group["keyword_match"].sum()),
-        }
-        row["matched_pct"] = 100.0 * row["matched"] / row["threads"] if row["threads"] else 0.0
-        for field_name in FIELDS:
-            row[f"in_{field_name}"] = int(group[f"keywords_{field_name}"].map(bool).sum())
-        for keyword in keywords:
-            row[keyword] = int(group["matched_keywords"].map(lambda ks, k=keyword: k in ks).sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
+    counts = MatchCounts()
+    counts.add(matches)
+    return counts.summary(keywords)
 
 
 def keyword_figure(summary: pd.DataFrame, keywords: Sequence[str]) -> Any:
@@ -312,6 +355,25 @@ def keyword_figure(summary: pd.DataFrame, keywords: Sequence[str]) -> Any:
 SETTINGS_KEY = b"secmine.keywords"
 
 
+def matches_schema() -> Any:
+    """The Arrow schema of the per-thread matches file."""
+    import pyarrow as pa
+
+    words = pa.list_(pa.string())
+    return pa.schema(
+        [("id", pa.string()), ("platform", pa.string()), ("kind", pa.string()), ("repo", pa.string()),
+         ("number", pa.int64()), ("keyword_match", pa.bool_())]
+        + [(name, words) for name in KEYWORD_COLUMNS[6:]]
+    )
+
+
+def _settings_metadata(keywords: Sequence[str], word_boundary: bool, fields: Sequence[str]) -> dict[bytes, bytes]:
+    import json
+
+    settings = {"keywords": list(keywords), "word_boundary": bool(word_boundary), "fields": list(fields)}
+    return {SETTINGS_KEY: json.dumps(settings, sort_keys=True).encode()}
+
+
 def write_matches(
     matches: pd.DataFrame,
     path: str | os.PathLike[str],
@@ -322,19 +384,15 @@ def write_matches(
 ) -> Path:
     """The per-thread matches as Parquet, with the settings that made them in its metadata
     (:func:`read_settings`), so later stages use the same keywords without reading params."""
-    import json
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from secmine.io import atomic_path
 
-    table = pa.Table.from_pandas(matches, preserve_index=False)
-    settings = {"keywords": list(keywords), "word_boundary": bool(word_boundary), "fields": list(fields)}
-    metadata = dict(table.schema.metadata or {})
-    metadata[SETTINGS_KEY] = json.dumps(settings, sort_keys=True).encode()
+    schema = matches_schema().with_metadata(_settings_metadata(keywords, word_boundary, fields))
+    table = pa.Table.from_pandas(matches[list(KEYWORD_COLUMNS)], schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
-        pq.write_table(table.replace_schema_metadata(metadata), tmp)
+        pq.write_table(table.replace_schema_metadata(schema.metadata), tmp)
     return Path(path)
 
 
@@ -355,6 +413,48 @@ def read_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(metadata[SETTINGS_KEY])
 
 
+ROWS_PER_GROUP = 50_000  # row groups of the matches file (small rows: ids, a few keywords)
+THREAD_FIELDS: tuple[str, ...] = ("id", "platform", "kind", "repo", "number", "title", "body", "comments")
+
+
+def thread_batches(path: str | os.PathLike[str], *, batch_size: int = 2_000) -> Iterable[pd.DataFrame]:
+    """The threads keyword matching needs (:data:`THREAD_FIELDS`), as frames of at most
+    ``batch_size`` threads: streamed from a corpus folder or Parquet file; a JSON-lines file (small
+    inputs) is read whole (duplicate ids are an error) and cut into batches."""
+    source = Path(path)
+    if source.is_dir() or source.suffix.lower() == ".parquet":
+        from secmine.collect.corpus import iter_batches
+
+        for batch in iter_batches(source, columns=THREAD_FIELDS, batch_size=batch_size):
+            yield batch.to_pandas()
+        return
+    from secmine.detect.corpus import load_threads
+
+    frame = load_threads(source, columns=list(THREAD_FIELDS))
+    for start in range(0, len(frame), batch_size):
+        yield frame.iloc[start : start + batch_size]
+
+
+def _matched_batches(
+    corpus: str | os.PathLike[str],
+    keywords: Sequence[str],
+    word_boundary: bool,
+    fields: Sequence[str],
+    batch_size: int,
+    compute: Compute | None,
+) -> Iterable[pd.DataFrame]:
+    """The corpus's match rows, a batch at a time: matched here, or by Ray (then sliced)."""
+    if compute is not None and compute.engine == "ray":
+        from secmine.compute.keywords import match_corpus
+
+        matches = match_corpus(corpus, keywords, word_boundary=word_boundary, fields=fields, compute=compute)
+        for start in range(0, len(matches), batch_size):
+            yield matches.iloc[start:start + batch_size]
+        return
+    for threads in thread_batches(corpus, batch_size=batch_size):
+        yield match_threads(threads, keywords, word_boundary=word_boundary, fields=fields)
+
+
 def run_keywords(
     corpus: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -367,27 +467,73 @@ def run_keywords(
     figures_dir: str | os.PathLike[str] | None = None,
     metrics: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    batch_size: int = 2_000,
     compute: Compute | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``keywords`` stage: match the corpus, write the per-thread Parquet, table, figure, metrics.
 
-    ``compute`` (the shared ``compute`` block): with ``engine: ray`` the corpus is matched by a Ray
-    Data pipeline (:func:`secmine.compute.keywords.match_corpus`, the same :func:`match_batch` on each batch),
-    with the same outputs.  Returns ``(matches, summary)``.
+    Streams: the corpus is matched batch by batch; each batch of match rows is counted for the
+    summary and goes to an external merge sort by id (:class:`secmine.collect.corpus.SortedRuns`),
+    whose merged stream is written with a ParquetWriter.  ``compute`` (the shared ``compute`` block):
+    with ``engine: ray`` the batches are matched by a Ray Data pipeline
+    (:func:`secmine.compute.keywords.match_corpus`, the same :func:`match_batch` on each batch) and
+    written the same way, so the outputs are the same bytes.  Returns ``(matched, summary)``: the rows
+    of the threads that match a keyword (a small share of the corpus) and the summary table.
     """
+    import shutil
+    import tempfile
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
     from secmine import io
-    from secmine.detect.corpus import load_threads
+    from secmine.collect.corpus import SortedRuns
 
     keywords = parse_keywords(keyword_set, extra)
-    if compute is not None and compute.engine == "ray":
-        from secmine.compute.keywords import match_corpus
+    field_names = parse_fields(fields)
+    schema = matches_schema()
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work", dir=target.parent))
+    counts = MatchCounts()
+    matched_parts: list[pd.DataFrame] = []
+    columns = list(KEYWORD_COLUMNS)
+    try:
+        runs = SortedRuns(work, schema, key=lambda r: r["id"], run_bytes=8 << 20, read_rows=256)
+        bar = tqdm(desc="keywords", unit="thread", disable=not progress, mininterval=5)
+        for matches in _matched_batches(corpus, keywords, word_boundary, field_names, batch_size, compute):
+            counts.add(matches)
+            matched_parts.append(matches[matches["keyword_match"]])
+            for record in pa.Table.from_pandas(matches[columns], schema=schema, preserve_index=False).to_pylist():
+                runs.add(record, 160 + len(record["repo"] or "") + 2 * len(record["id"]))
+            bar.update(len(matches))
+        bar.close()
+        metadata = _settings_metadata(keywords, word_boundary, field_names)
+        with io.atomic_path(target) as tmp:
+            writer = pq.ParquetWriter(tmp, schema.with_metadata(metadata))
+            chunk: list[dict[str, Any]] = []
+            previous = None
 
-        matches = match_corpus(corpus, keywords, word_boundary=word_boundary, fields=fields, compute=compute)
-    else:
-        threads = load_threads(corpus, columns=list(THREAD_INPUT_COLUMNS))
-        matches = match_threads(threads, keywords, word_boundary=word_boundary, fields=fields, progress=progress)
-    write_matches(matches, output, keywords=keywords, word_boundary=word_boundary, fields=parse_fields(fields))
-    summary = summarise_matches(matches, keywords)
+            def flush() -> None:
+                table = pa.Table.from_pydict({c: [r[c] for r in chunk] for c in columns}, schema=schema)
+                writer.write_table(table.replace_schema_metadata(metadata))
+                chunk.clear()
+
+            for record in runs.merged():
+                if record["id"] == previous:
+                    raise ValueError(f"{corpus}: field 'id': duplicate thread {previous!r} (rebuild the corpus)")
+                previous = record["id"]
+                chunk.append(record)
+                if len(chunk) >= ROWS_PER_GROUP:
+                    flush()
+            if chunk:
+                flush()
+            writer.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = counts.summary(keywords)
     if tables_dir is not None:
         io.write_table(summary, Path(tables_dir) / "keyword_matches", float_format="{:.1f}")
     if figures_dir is not None:
@@ -403,10 +549,15 @@ def run_keywords(
             {
                 "keywords": list(keywords),
                 "word_boundary": bool(word_boundary),
-                "fields": list(parse_fields(fields)),
+                "fields": list(field_names),
                 "threads": int(total["threads"]),
                 "matched": int(total["matched"]),
                 "matched_pct": round(float(total["matched_pct"]), 4),
             },
         )
-    return matches, summary
+    matched = (
+        pd.concat(matched_parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+        if matched_parts
+        else pd.DataFrame(columns=list(KEYWORD_COLUMNS))
+    )
+    return matched, summary

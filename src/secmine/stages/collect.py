@@ -49,7 +49,7 @@ class Paths(StagePaths):
     snapshot: Path = input_path(made_by="secmine external-link", help="the thread snapshot (JSON lines)")
     replication_dir: Path = input_path(made_by="secmine external-link", help="the replication package (its posts)")
     bots_file: Path | None = input_path(optional=True, help="more bot logins, one a line")
-    corpus: Path = output_path(help="the corpus: Parquet partitioned by platform")
+    corpus: Path = output_path(help="the corpus: Parquet partitioned by platform, kind and hash bucket")
     tables_dir: Path = output_path(help="the summary table")
     metrics: Path = output_path(help="counts (DVC metrics)")
     archive_dir: Path = cache_path(help="every raw response of live crawls (resumable)")
