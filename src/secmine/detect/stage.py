@@ -124,13 +124,16 @@ def run_train_stage(
     unlabelled: str | os.PathLike[str] | None = None,
     log: Any = print,
     review_out: str | os.PathLike[str] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[LabelledSet, Comparison]:
     """The whole ``train`` stage with the ``train`` params (every key of the block, typed; the
     classifier's options are the fields of :class:`secmine.detect.train.TrainOptions`).
 
     ``keywords``: the keyword family's keywords (the ``keywords`` stage's, default the paper's);
     ``data``: one labelled file (CSV with text and label columns, or a labelled Parquet) instead of
-    assembling the labelled set from ``sources``; ``review_out``: the label-noise review sheet (CSV)."""
+    assembling the labelled set from ``sources``; ``review_out``: the label-noise review sheet (CSV);
+    ``checkpoint_dir``: finished fold fits of the search (a killed run resumes,
+    :class:`secmine.detect.train.FoldCache`)."""
     from secmine.detect.keywords import parse_keywords
     from secmine.detect.train import TrainOptions, settings_from_params, train_labelled
 
@@ -207,6 +210,7 @@ def run_train_stage(
         options=options,
         review_out=review_out,
         unlabelled_texts=texts,
+        checkpoint_dir=checkpoint_dir,
     )
     return labelled, comparison
 
