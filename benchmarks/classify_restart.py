@@ -83,6 +83,7 @@ def replicate_keywords(source: Path, target: Path, factor: int) -> None:
     import pyarrow.parquet as pq
 
     table = pq.read_table(source, columns=["id", "keyword_match"])
+    table = table.set_column(0, "id", pc.cast(table.column("id"), pa.string()))
     copies = [table.set_column(0, "id", pc.binary_join_element_wise(pa.scalar(f"x{k:03d}:"), table.column("id"), ""))
               for k in range(factor)]
     pq.write_table(pa.concat_tables(copies).sort_by("id"), target)
