@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 SCRIPT = """
 import json, os, signal, sys
@@ -48,7 +47,7 @@ print(json.dumps([m for m in messages if m.startswith("fold fits")]))
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "train_run.py"
     script.write_text(SCRIPT, encoding="utf-8")
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=900)
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=900, check=False)
 
 
 def _counts(done: subprocess.CompletedProcess[str]) -> tuple[int, int]:

@@ -443,7 +443,6 @@ def classify_corpus(
     import tempfile
     import time
 
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm import tqdm

@@ -315,7 +315,8 @@ def _sample_texts(corpus: str | os.PathLike[str], ids: list[str], card: dict[str
     """The canonical texts of the threads ``ids`` (in that order): from a Parquet corpus by a filtered
     read (only those rows), from other inputs by reading them whole."""
     from secmine.detect.savedmodel import card_max_chars
-    from secmine.detect.stream import META_COLUMNS as STREAM_META, TEXT_COLUMNS, chunk_texts, is_corpus, open_corpus
+    from secmine.detect.stream import META_COLUMNS as STREAM_META
+    from secmine.detect.stream import TEXT_COLUMNS, chunk_texts, is_corpus, open_corpus
 
     max_chars = card_max_chars(card)
     if is_corpus(corpus):
