@@ -35,6 +35,7 @@ STAGE_ALIASES = {
     ("classify", "checkpoint_dir"): "classify_checkpoints",
     ("keywords", "matches"): "keywords",
     ("train", "predictions"): "train_predictions",
+    ("train", "checkpoint_dir"): "train_checkpoints",
     ("train", "data"): "train_data",
     ("train-tagger", "model_dir"): "tagger_model",
     ("train-tagger", "embedding_cache"): "tagger_embeddings",

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -70,21 +70,26 @@ class TopicsParams:
     )
     include_coded_posts: bool = True
     representative: int = 3
+    # where MiniLM embeds (secmine.device): cpu (the committed tables), cuda, or auto (cuda when torch
+    # sees a GPU); GPU vectors differ in the last bits, so they are cached apart from CPU ones
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
 
 
 # -- embeddings --------------------------------------------------------------------------------
 
 
-def minilm_encoder(batch_size: int = 1, max_seq_length: int = 128, *, show_progress: bool = True) -> Encoder:
+def minilm_encoder(batch_size: int = 1, max_seq_length: int = 128, *, show_progress: bool = True,
+                   device: str = "cpu") -> Encoder:
     """A function embedding texts with the offline MiniLM (normalised vectors, float32), reading
-    at most ``max_seq_length`` tokens of each."""
+    at most ``max_seq_length`` tokens of each, on ``device`` (:func:`secmine.device.resolve_device`)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     from secmine.detect.backbones import minilm_path
+    from secmine.device import resolve_device
 
     torch.manual_seed(0)
-    model = SentenceTransformer(str(minilm_path()), device="cpu")
+    model = SentenceTransformer(str(minilm_path()), device=resolve_device(device))
     model.max_seq_length = int(max_seq_length)
     model.eval()
 
@@ -594,9 +599,15 @@ def run_topics(
     if len(docs) < 3:
         raise ValueError(f"only {len(docs)} documents with text: too few for topics")
     # the cache key names the model and how much of a text it reads
-    cache = EmbeddingCache(embeddings_dir, model=f"{MODEL_NAME}@{params.max_seq_length}/batch{params.batch_size}")
+    from secmine.device import resolve_device
+
+    device = resolve_device(params.device)
+    where = "" if device == "cpu" else f"/{device}"  # the CPU key is unchanged: its cache stays valid
+    cache = EmbeddingCache(embeddings_dir,
+                           model=f"{MODEL_NAME}@{params.max_seq_length}/batch{params.batch_size}{where}")
     embeddings = cache.embed(
-        list(docs["text"]), encoder or (lambda: minilm_encoder(params.batch_size, params.max_seq_length))
+        list(docs["text"]),
+        encoder or (lambda: minilm_encoder(params.batch_size, params.max_seq_length, device=device)),
     )
     cache_stats = {"from_cache": cache.hits, "computed": cache.computed}
     # the cache keeps the current documents' vectors only, so it is the same file for the same inputs

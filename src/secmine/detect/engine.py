@@ -175,8 +175,10 @@ def _probes(tokenizer: Any, max_length: int) -> list[np.ndarray]:
     return [batch, *(np.array([x], dtype=np.int64) for x in ids)]
 
 
-def _session(path: Path, num_threads: int) -> Any:
+def _session(path: Path, num_threads: int, device: str = "cpu") -> Any:
     import onnxruntime as ort
+
+    from secmine.device import session_providers
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(0, int(num_threads))
@@ -184,7 +186,7 @@ def _session(path: Path, num_threads: int) -> Any:
     options.log_severity_level = 3
     options.use_deterministic_compute = True
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=session_providers(device))
 
 
 def _export_graph(module: Any, path: Path, inputs: dict[str, np.ndarray]) -> None:
@@ -345,7 +347,7 @@ class OnnxClassifier:
 
     def __init__(self, graph: str | os.PathLike[str], tokenizer: Any, *, engine: str, max_length: int,
                  num_threads: int = 2, max_batch_size: int = MAX_BATCH_SIZE, max_tokens: int = MAX_TOKENS,
-                 progress: bool = False) -> None:
+                 progress: bool = False, device: str = "cpu") -> None:
         if engine not in ENGINE_FILES:
             raise EngineError(f"engine {engine!r} is not an ONNX engine")
         if not Path(graph).is_file():
@@ -357,13 +359,16 @@ class OnnxClassifier:
         self.max_tokens = int(max_tokens)
         self.progress = progress
         self.workers = int(num_threads) if num_threads and num_threads > 0 else (os.cpu_count() or 1)
+        self.device = device
+        if device == "cuda":  # one stream of large batches feeds a GPU; parallel small ones do not
+            self.workers = 1
         self.graph = Path(graph)
         # The graph loads in the background (parsing ~60 MB holds one core for a tenth of a second)
         # while the caller reads and tokenises its texts; ``session`` waits for it.
         from concurrent.futures import ThreadPoolExecutor
 
         loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmine-onnx-load")
-        self._loading = loader.submit(_session, self.graph, 1)
+        self._loading = loader.submit(_session, self.graph, 1, device)
         loader.shutdown(wait=False)
         self._session: Any = None
         self._inputs: set[str] = set()
@@ -386,7 +391,8 @@ class OnnxClassifier:
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str], card: dict[str, Any], engine: str, *,
                        num_threads: int = 2, progress: bool = False,
-                       engine_dir: str | os.PathLike[str] | None = None) -> OnnxClassifier:
+                       engine_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
+                       max_batch_size: int = MAX_BATCH_SIZE, max_tokens: int = MAX_TOKENS) -> OnnxClassifier:
         """The engine of a saved model: its ``onnx/`` (or ``engine_dir/onnx``) and its tokenizer.
         Engines that are missing or in an older export format are an :class:`EngineError` saying to
         run ``secmine export`` -- nothing is exported on the fly."""
@@ -399,7 +405,7 @@ class OnnxClassifier:
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return cls(engine_path(folder, engine), tokenizer, engine=engine,
                    max_length=int(card.get("params", {}).get("max_length", 256)), num_threads=num_threads,
-                   progress=progress)
+                   progress=progress, device=device, max_batch_size=max_batch_size, max_tokens=max_tokens)
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         from secmine.detect.batching import pad_token_id, run_batched, tokenize

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from secmine.detect.labelled import LabelledSet
+    from secmine.detect.predict import CorpusRun
     from secmine.detect.train import Comparison
     from secmine.stages.shared import Compute
 
@@ -124,13 +125,16 @@ def run_train_stage(
     unlabelled: str | os.PathLike[str] | None = None,
     log: Any = print,
     review_out: str | os.PathLike[str] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[LabelledSet, Comparison]:
     """The whole ``train`` stage with the ``train`` params (every key of the block, typed; the
     classifier's options are the fields of :class:`secmine.detect.train.TrainOptions`).
 
     ``keywords``: the keyword family's keywords (the ``keywords`` stage's, default the paper's);
     ``data``: one labelled file (CSV with text and label columns, or a labelled Parquet) instead of
-    assembling the labelled set from ``sources``; ``review_out``: the label-noise review sheet (CSV)."""
+    assembling the labelled set from ``sources``; ``review_out``: the label-noise review sheet (CSV);
+    ``checkpoint_dir``: finished fold fits of the search (a killed run resumes,
+    :class:`secmine.detect.train.FoldCache`)."""
     from secmine.detect.keywords import parse_keywords
     from secmine.detect.train import TrainOptions, settings_from_params, train_labelled
 
@@ -207,6 +211,7 @@ def run_train_stage(
         options=options,
         review_out=review_out,
         unlabelled_texts=texts,
+        checkpoint_dir=checkpoint_dir,
     )
     return labelled, comparison
 
@@ -230,16 +235,24 @@ def run_classify_stage(
     progress: bool = True,
     deterministic: bool = True,
     compute: Compute | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    device: str = "cpu",
+    max_batch_size: int | None = None,
+    max_tokens: int | None = None,
+    log: Any = print,
+) -> tuple[CorpusRun, pd.DataFrame]:
     """The ``classify`` stage: every corpus thread classified, summary table, figure and metrics.
 
-    ``compute`` (the shared ``compute`` block): with ``engine: ray`` a corpus is scored by a Ray Data
-    pipeline of model actors (:func:`secmine.compute.classify.score_corpus`), with the same outputs.
+    A Parquet corpus is streamed (:func:`secmine.detect.predict.classify_corpus`: one chunk's texts in
+    memory at a time, a restart skips the finished chunks without rebuilding their texts); JSON lines
+    and CSV inputs are read whole (:func:`secmine.detect.predict.classify_file`).  ``compute`` (the
+    shared ``compute`` block): with ``engine: ray`` a corpus is scored by a Ray Data pipeline of model
+    actors (:func:`secmine.compute.classify.score_corpus`), with the same outputs.
 
     ``deterministic`` (the default): the stage feeds committed tables, so ``engine: auto`` runs the
     exact fp32 graph, never int8 -- int8 labels can change with the CPU (its integer kernels
     differ between CPUs with and without VNNI, and activation scales are per batch), fp32 labels
     are PyTorch's (see docs/determinism.md).  A forced ``onnx-int8`` is still honoured.
+    ``device``: ``cpu``, ``cuda`` or ``auto`` (:mod:`secmine.device`, docs/gpu.md).
 
     When the engine is approximate (int8), ``exactness_sample`` threads spread evenly over the corpus
     (every k-th by id) are also run through the exact fp32 graph and the metrics report how often
@@ -247,37 +260,41 @@ def run_classify_stage(
     import matplotlib.pyplot as plt
 
     from secmine import io
-    from secmine.detect.engine import resolve_engine
     from secmine.detect.calibration import probability_threshold
-    from secmine.detect.predict import classify_file, probability_figure, summarise_classified
+    from secmine.detect.predict import classify_corpus, classify_file, histogram_figure, run_of_frame
     from secmine.detect.savedmodel import read_card
+    from secmine.detect.stream import is_corpus
 
     card = read_card(model_dir)
-    resolved = resolve_engine(engine, card, exact=deterministic)
-    classified = classify_file(
-        model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
-        chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress, exact=deterministic,
-        text_column=text_column, id_column=id_column, compute=compute,
-    )
-    summary = summarise_classified(classified)
+    ray = compute is not None and compute.engine == "ray"
+    if is_corpus(corpus) and not ray:
+        run = classify_corpus(
+            model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
+            chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress, exact=deterministic,
+            exactness_sample=exactness_sample, device=device, max_batch_size=max_batch_size, max_tokens=max_tokens,
+            log=log,
+        )
+    else:
+        classified = classify_file(
+            model_dir, corpus, output, keywords_path=keywords_path, checkpoint_dir=checkpoint_dir,
+            chunk_size=chunk_size, num_threads=num_threads, engine=engine, progress=progress, exact=deterministic,
+            text_column=text_column, id_column=id_column, device=device, max_batch_size=max_batch_size,
+            max_tokens=max_tokens, compute=compute,
+        )
+        run = run_of_frame(classified, output, card, exactness_sample=exactness_sample)
+    resolved = run.engine
+    summary = run.summary
     check = None
-    if resolved == "onnx-int8" and exactness_sample > 0 and len(classified):
-        import numpy as np
-
-        from secmine.detect.corpus import load_inputs
+    if resolved == "onnx-int8" and exactness_sample > 0 and len(run.sample):
         from secmine.detect.engine import exactness_check
-        from secmine.detect.savedmodel import card_max_chars
 
-        inputs = load_inputs(corpus, text_column=text_column, id_column=id_column, max_chars=card_max_chars(card))
-        picks = np.unique(np.linspace(0, len(inputs) - 1, min(exactness_sample, len(inputs))).astype(int))
-        sample = inputs.iloc[picks]
-        probability = classified.set_index("id").loc[sample["id"], "score"].to_numpy()  # raw, as the engines
-        check = exactness_check(model_dir, card, sample["text"].tolist(), probability, engine=resolved,
+        texts = _sample_texts(corpus, run.sample["id"].tolist(), card, text_column=text_column, id_column=id_column)
+        check = exactness_check(model_dir, card, texts, run.sample["score"].to_numpy(), engine=resolved,
                                 num_threads=num_threads)
     if tables_dir is not None:
         io.write_table(summary, Path(tables_dir) / "classified_summary", float_format="{:.2f}")
     if figures_dir is not None:
-        fig = probability_figure(classified, probability_threshold(card))
+        fig = histogram_figure(run.histogram, probability_threshold(card))
         io.save_figure(fig, Path(figures_dir) / "probabilities")
         plt.close(fig)
     if metrics_path is not None:
@@ -295,4 +312,27 @@ def run_classify_stage(
                 **({"engine_check": check} if check is not None else {}),
             },
         )
-    return classified, summary
+    return run, summary
+
+
+def _sample_texts(corpus: str | os.PathLike[str], ids: list[str], card: dict[str, Any], *, text_column: str,
+                  id_column: str) -> list[str]:
+    """The canonical texts of the threads ``ids`` (in that order): from a Parquet corpus by a filtered
+    read (only those rows), from other inputs by reading them whole."""
+    from secmine.detect.savedmodel import card_max_chars
+    from secmine.detect.stream import META_COLUMNS as STREAM_META
+    from secmine.detect.stream import TEXT_COLUMNS, chunk_texts, is_corpus, open_corpus
+
+    max_chars = card_max_chars(card)
+    if is_corpus(corpus):
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        dataset = open_corpus(corpus)
+        table = dataset.to_table(columns=[*STREAM_META, *TEXT_COLUMNS], filter=ds.field("id").isin(ids))
+        table = table.take(pc.index_in(ids, table.column("id")))
+        return chunk_texts(table, max_chars)
+    from secmine.detect.corpus import load_inputs
+
+    inputs = load_inputs(corpus, text_column=text_column, id_column=id_column, max_chars=max_chars)
+    return inputs.set_index("id").loc[ids, "text"].tolist()

@@ -475,6 +475,92 @@ def fold_scores(
     return scores
 
 
+class FoldCache:
+    """Finished fold fits of the search, kept between runs: a killed ``secmine train`` (or ``dvc repro``
+    of the train stage) resumes without refitting the folds it finished.
+
+    One fit (a family's model with one trial's params, fitted on a fold's fit rows) is keyed by a
+    SHA-256 of the labelled data it sees (texts, labels, weights, the rows it may learn from), the
+    model settings, the family, the params and the fold's rows; its validation scores are a Parquet
+    file ``<family>-<key>.parquet`` (columns ``position``, ``score``; float64, so a reused score is
+    the computed one bit for bit).  The seeded Optuna study is replayed: the same scores give the same
+    suggestions, so every finished trial and fold is found again, and the final model and reports
+    equal an uninterrupted run's.  :meth:`prune` removes the fits a completed run did not use."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.used: set[str] = set()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def data_key(texts: Sequence[str], labels: np.ndarray, weights: np.ndarray | None, fit_mask: np.ndarray,
+                 settings: ModelSettings) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        for text in texts:
+            digest.update(hashlib.sha1(text.encode("utf-8")).digest())
+        digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+        digest.update(b"w" + (np.ascontiguousarray(weights, dtype=np.float64).tobytes() if weights is not None else b""))
+        digest.update(np.ascontiguousarray(fit_mask, dtype=bool).tobytes())
+        kept = {k: v for k, v in settings.to_dict().items() if k != "progress"}
+        digest.update(json.dumps(kept, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
+
+    def key(self, data_key: str, family: str, params: dict[str, Any], fit: np.ndarray, val: np.ndarray) -> str:
+        import hashlib
+
+        digest = hashlib.sha256(data_key.encode())
+        digest.update(family.encode() + b"\0")
+        digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+        digest.update(np.ascontiguousarray(fit, dtype=np.int64).tobytes() + b"|")
+        digest.update(np.ascontiguousarray(val, dtype=np.int64).tobytes())
+        return f"{family}-{digest.hexdigest()[:24]}"
+
+    def get(self, name: str, val: np.ndarray) -> np.ndarray | None:
+        import pyarrow.parquet as pq
+
+        self.used.add(name)
+        path = self.folder / f"{name}.parquet"
+        if not path.is_file():
+            self.misses += 1
+            return None
+        try:
+            table = pq.read_table(path)
+            positions = table.column("position").to_numpy()
+            scores = table.column("score").to_numpy()
+        except Exception:  # noqa: BLE001 - an unreadable entry is refitted
+            self.misses += 1
+            return None
+        if not np.array_equal(positions, val):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return np.asarray(scores, dtype=np.float64)
+
+    def put(self, name: str, val: np.ndarray, scores: np.ndarray) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from secmine import io
+
+        table = pa.table({"position": pa.array(np.asarray(val, dtype=np.int64)),
+                          "score": pa.array(np.asarray(scores, dtype=np.float64))})
+        with io.atomic_path(self.folder / f"{name}.parquet") as tmp:
+            pq.write_table(table, tmp)
+
+    def prune(self) -> int:
+        """Remove the entries this run did not use (after a complete run); returns how many."""
+        removed = 0
+        for path in self.folder.glob("*.parquet"):
+            if path.stem not in self.used:
+                path.unlink()
+                removed += 1
+        return removed
+
+
 def search_family(
     family: str,
     texts: Sequence[str],
@@ -489,6 +575,7 @@ def search_family(
     metric: str = "mcc",
     tune_threshold: bool = False,
     target_prior: float | None = None,
+    cache: FoldCache | None = None,
 ) -> tuple[dict[str, Any], list[float], np.ndarray, pd.DataFrame]:
     """Optuna search of one family on the folds: ``(best params, fold scores, out-of-fold scores of
     each partition (repeats x rows), trials)``.
@@ -497,7 +584,7 @@ def search_family(
     cross-validation).  Models learn from the ``fit_mask`` rows of each fold's fit part (weighted by
     ``sample_weight``) and score every validation row; a fold is scored (:func:`fold_scores`) on
     its ``eval_mask`` rows.  The objective is the mean fold score; the family's defaults are the
-    first trial."""
+    first trial.  ``cache``: finished fold fits are read from and written to it (:class:`FoldCache`)."""
     import optuna
     import pandas as pd
 
@@ -509,6 +596,8 @@ def search_family(
     fit_mask = np.ones(n, dtype=bool) if fit_mask is None else np.asarray(fit_mask, dtype=bool)
     eval_mask = np.ones(n, dtype=bool) if eval_mask is None else np.asarray(eval_mask, dtype=bool)
     outcomes: dict[int, tuple[dict[str, Any], list[float], np.ndarray]] = {}
+    data_key = (FoldCache.data_key(texts, labels, sample_weight, fit_mask, settings)
+                if cache is not None and cls.trainable else "")
 
     def evaluate(params: dict[str, Any], trial: optuna.Trial | None) -> float:
         oof = np.full((len(partitions), n), np.nan)
@@ -521,9 +610,17 @@ def search_family(
                     continue
                 fit = np.asarray(fit_idx, dtype=np.int64)
                 fit = fit[fit_mask[fit]]
+                val = np.asarray(val_idx, dtype=np.int64)
+                name = cache.key(data_key, family, params, fit, val) if cache is not None else ""
+                done = cache.get(name, val) if cache is not None else None
+                if done is not None:
+                    oof[r, val_idx] = done
+                    continue
                 weights = None if sample_weight is None else sample_weight[fit]
                 model = cls(params, settings).fit([texts[i] for i in fit], labels[fit], sample_weight=weights)
                 oof[r, val_idx] = model.predict_proba([texts[i] for i in val_idx])
+                if cache is not None:
+                    cache.put(name, val, oof[r, val_idx])
             scores.extend(fold_scores(oof[r], labels, partition, eval_mask, metric=metric,
                                       tune_threshold=tune_threshold, threshold=settings.threshold,
                                       target_prior=target_prior))
@@ -654,9 +751,11 @@ def compare(
     log: Any = print,
     options: TrainOptions | None = None,
     unlabelled_texts: Sequence[str] | None = None,
+    cache: FoldCache | None = None,
 ) -> Comparison:
     """Search, cross-validate, select, calibrate, threshold, refit and test every family on
-    ``labelled`` (with ``split``/``fold``; ``keyword_match`` is added when missing).
+    ``labelled`` (with ``split``/``fold``; ``keyword_match`` is added when missing).  ``cache``:
+    finished fold fits (:class:`FoldCache`, a killed run resumes).
 
     ``unlabelled_texts``: texts of the population the model is applied to, for
     ``options.target_prior == "estimate"``."""
@@ -710,7 +809,7 @@ def compare(
         params, scores, oof, trials = search_family(
             family, train_texts, train_labels, partitions, settings, n_trials=budget, sample_weight=weights,
             fit_mask=fit_mask, eval_mask=eval_mask, metric=options.metric, tune_threshold=options.tune_threshold,
-            target_prior=numeric_prior,
+            target_prior=numeric_prior, cache=cache,
         )
         cls = get_family(family)
         model = cls(params, settings).fit([train_texts[i] for i in np.flatnonzero(fit_mask)], train_labels[fit_mask],
@@ -1120,8 +1219,12 @@ def train_labelled(
     options: TrainOptions | None = None,
     review_out: str | os.PathLike[str] | None = None,
     unlabelled_texts: Sequence[str] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> Comparison:
     """Split, compare, report and save the selected model (the whole ``train`` stage after assembly).
+
+    ``checkpoint_dir``: the search's finished fold fits are kept there (:class:`FoldCache`), so a
+    killed run resumes without refitting them; a completed run removes the entries it did not use.
 
     ``options`` (:class:`TrainOptions`, from params ``train``): population, weights, split strategy,
     calibration, threshold, prior, selection.  ``review_out``: the label-noise review sheet (CSV).
@@ -1143,11 +1246,14 @@ def train_labelled(
             labelled.notes.append(f"split 'time': {undated} row(s) without a date are training rows only")
     if labelled_out is not None:
         io.write_parquet(frame, labelled_out)
+    cache = FoldCache(checkpoint_dir) if checkpoint_dir is not None else None
     comparison = compare(
         frame, families=families, settings=settings, n_trials=n_trials,
         transformer_trials=transformer_trials, n_boot=n_boot, log=log, options=options,
-        unlabelled_texts=unlabelled_texts,
+        unlabelled_texts=unlabelled_texts, cache=cache,
     )
+    if cache is not None:
+        log(f"fold fits: {cache.hits} reused from {cache.folder}, {cache.misses} computed")
     comparison.notes = labelled.notes + comparison.notes
     provenance = (
         frame.groupby(["source", "label", "keyword_match", "split"], sort=True).size()
@@ -1187,4 +1293,6 @@ def train_labelled(
                   provenance=provenance, engines=engines, probe=probe, issues=issues)
     if predictions_out is not None:
         io.write_parquet(comparison.predictions(), predictions_out)
+    if cache is not None:
+        cache.prune()
     return comparison

@@ -1,6 +1,8 @@
 """Stage ``classify``: the trained model applied to every thread.
 
-Inference streams the input in chunks, each checkpointed atomically (a killed run resumes); a
+A Parquet corpus is streamed: its texts are built one chunk at a time and each chunk is checkpointed
+atomically with its scores, so memory does not grow with the corpus and a killed run resumes without
+rebuilding the finished chunks' texts (:mod:`secmine.detect.stream`); a
 transformer runs on the engine the train stage validated (ONNX Runtime int8 when its test MCC is within
 ``train.engine_tolerance`` of PyTorch's, else the exact fp32 graph).  The input may be any thread file
 (a corpus, JSON lines in the snapshot schema, or a CSV with ``id`` and ``text`` columns); a ``.csv``
@@ -19,6 +21,8 @@ from secmine.stages.shared import Compute
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from secmine.detect.predict import CorpusRun
+
 STAGE = "classify"
 
 
@@ -34,6 +38,11 @@ class Params(StageParams):
     deterministic: bool = True
     text_column: str = "text"  # of a CSV input
     id_column: str = "id"  # of a CSV input
+    # Where the model runs (secmine.device): cpu (the committed tables), cuda, or auto (cuda when
+    # torch sees a GPU); batch sizes of the ONNX engines (params-gpu.yaml sizes them for a GPU).
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    max_batch_size: int = 64
+    max_tokens: int = 512
     compute: Compute = Compute()  # the shared `compute` block: local, or a Ray Data pipeline (model actors)
 
 
@@ -54,7 +63,7 @@ class Paths(StagePaths):
 
 @dataclass(frozen=True)
 class Result:
-    classified: pd.DataFrame
+    run: CorpusRun  # the written output's summary, histogram and restart figures (not its rows)
     summary: pd.DataFrame
 
 
@@ -78,11 +87,16 @@ def run(params: Params, paths: Paths) -> Result:
         deterministic=params.deterministic,
         text_column=params.text_column,
         id_column=params.id_column,
+        device=params.device,
+        max_batch_size=params.max_batch_size,
+        max_tokens=params.max_tokens,
         compute=params.compute,
     )
-    return Result(classified=classified, summary=summary)
+    return Result(run=classified, summary=summary)
 
 
 def summary(result: Result) -> str:
     """What the command line prints after a run."""
-    return f"{len(result.classified):,} rows, {int(result.classified['label'].sum()):,} labelled security"
+    run = result.run
+    reused = f"; {run.chunks_reused} finished chunk(s) reused" if run.chunks_reused else ""
+    return f"{run.threads:,} rows, {run.security:,} labelled security{reused}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from secmine.stages.contract import StageParams, StagePaths, input_path, output_path, stage_run
+from secmine.stages.contract import StageParams, StagePaths, cache_path, input_path, output_path, stage_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from secmine.detect.labelled import LabelledSet
@@ -93,6 +93,7 @@ class Paths(StagePaths):
     tables_dir: Path = output_path()
     figures_dir: Path = output_path()
     metrics: Path = output_path()
+    checkpoint_dir: Path = cache_path(help="finished fold fits of the search (a killed run resumes)")
 
     # With one labelled file, the corpus and the assembled sources are not read.
     def needed_inputs(self, params: StageParams | None = None) -> dict[str, Path]:
@@ -134,6 +135,7 @@ def run(params: Params, paths: Paths) -> Result:
         data=paths.data,
         unlabelled=paths.unlabelled,
         review_out=paths.label_review,
+        checkpoint_dir=paths.checkpoint_dir,
     )
     return Result(labelled=labelled, comparison=comparison)
 
