@@ -1,11 +1,10 @@
 """`compute.engine: ray`: keywords and classify as Ray Data pipelines on a local Ray cluster started on
 127.0.0.1 give the same outputs as the local run, byte for byte, on both corpus layouts (one file per
-platform, and deeper hive partitions), and leave nothing running."""
+platform=/kind=/bucket=, and one file per platform), and leave nothing running."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,26 +41,23 @@ def _threads(fixtures_dir: Path) -> list:
 
 
 def _repartition(corpus: Path, target: Path) -> Path:
-    """The corpus in the deeper layout: ``platform=*/kind=*/bucket=*/part-0.parquet`` (the partition keys
-    only in the folder names), beside ``_`` and ``.`` files that are no part of the dataset."""
-    import pyarrow.compute as pc
+    """The corpus in another layout: one file per platform, ``platform=*/part-0.parquet`` with the kind
+    a column (the layout before hash buckets), beside ``_`` and ``.`` files that are no part of the
+    dataset."""
+    import pyarrow as pa
 
-    for part in sorted(corpus.glob("platform=*/*.parquet")):
-        platform = part.parent.name
-        table = pq.read_table(part)
-        for kind in sorted(set(table.column("kind").to_pylist())):
-            rows = table.filter(pc.equal(table.column("kind"), kind))
-            buckets = [int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2 for i in rows.column("id").to_pylist()]
-            for bucket in (0, 1):
-                keep = rows.filter([b == bucket for b in buckets]).drop_columns(["kind"])
-                if keep.num_rows:
-                    folder = target / platform / f"kind={kind}" / f"bucket={bucket}"
-                    folder.mkdir(parents=True)
-                    pq.write_table(keep, folder / "part-0.parquet")
+    from secmine.collect.corpus import iter_batches
+
+    table = pa.Table.from_batches(list(iter_batches(corpus)))
+    for platform in sorted(set(table.column("platform").to_pylist())):
+        rows = table.filter(pa.compute.equal(table.column("platform"), platform)).drop_columns(["platform"])
+        folder = target / f"platform={platform}"
+        folder.mkdir(parents=True)
+        pq.write_table(rows.sort_by("id"), folder / "part-0.parquet")
     (target / "_manifest.json").write_text("{}\n", encoding="utf-8")
-    pq.write_table(pq.read_table(next(corpus.glob("platform=*/*.parquet"))).slice(0, 2), target / "_stray.parquet")
+    pq.write_table(pq.read_table(next(corpus.rglob("part-*.parquet"))).slice(0, 2), target / "_stray.parquet")
     (target / ".staging").mkdir()
-    pq.write_table(pq.read_table(next(corpus.glob("platform=*/*.parquet"))).slice(0, 2), target / ".staging" / "x.parquet")
+    pq.write_table(pq.read_table(next(corpus.rglob("part-*.parquet"))).slice(0, 2), target / ".staging" / "x.parquet")
     return target
 
 
@@ -72,7 +68,9 @@ def corpora(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> tup
     root = tmp_path_factory.mktemp("corpora")
     write_corpus(_threads(fixtures_dir), root / "corpus")
     deep = _repartition(root / "corpus", root / "deep")
-    assert len(part_files(deep)) > 4 and not any(p.name.startswith(("_", ".")) for p in part_files(deep))
+    assert [p.relative_to(deep).as_posix() for p in part_files(deep)] == [
+        "platform=github/part-0.parquet", "platform=huggingface/part-0.parquet"]
+    assert len(part_files(root / "corpus")) > 2
     return root / "corpus", deep
 
 
@@ -118,7 +116,8 @@ def _keywords(corpus: Path, out: Path, compute: Compute):
 def test_keywords_on_ray_equal_local_byte_for_byte(cluster: None, corpora: tuple[Path, Path], tmp_path: Path) -> None:
     corpus, deep = corpora
     local = _keywords(corpus, tmp_path / "local", Compute())
-    assert local.matches["keyword_match"].sum() > 0 and len(local.matches) == 96
+    assert len(local.matches) > 0 and local.matches["keyword_match"].all()  # the matched rows
+    assert len(pd.read_parquet(tmp_path / "local" / "keywords.parquet")) == 96  # one row per thread
     for name, source in (("ray", corpus), ("ray-deep", deep)):
         result = _keywords(source, tmp_path / name, RAY)
         pd.testing.assert_frame_equal(result.matches, local.matches)
@@ -161,16 +160,17 @@ def _classify(model: Path, corpus: Path, out: Path, compute: Compute, checkpoint
 
 def test_classify_on_ray_actors_equals_local_byte_for_byte_and_resumes(
         cluster: None, corpora: tuple[Path, Path], tiny_model: Path, tmp_path: Path) -> None:
-    corpus, _ = corpora  # the deeper layout is read by the same corpus_dataset (the keywords test)
+    corpus, _ = corpora  # the other layout is read by the same corpus_dataset (the keywords test)
     for name in ("local", "ray", "ray-again"):
         _keywords(corpus, tmp_path / name / "kw", Compute())
-    local = _classify(tiny_model, corpus, tmp_path / "local", Compute(), tmp_path / "ckpt-local")
-    labels = local.classified["label"]
-    assert len(local.classified) == 96 and 0 < labels.sum() < 96  # both labels occur: a real comparison
+    _classify(tiny_model, corpus, tmp_path / "local", Compute(), tmp_path / "ckpt-local")
+    local = pd.read_parquet(tmp_path / "local" / "classified.parquet")
+    assert len(local) == 96 and 0 < local["label"].sum() < 96  # both labels occur: a real comparison
+    assert local[["platform", "kind", "repo"]].notna().all().all()  # partition keys read from the folders
     expected = _files(tmp_path / "local")
     checkpoints = tmp_path / "ckpt-ray"
-    ray_run = _classify(tiny_model, corpus, tmp_path / "ray", RAY, checkpoints)
-    pd.testing.assert_frame_equal(ray_run.classified, local.classified)
+    _classify(tiny_model, corpus, tmp_path / "ray", RAY, checkpoints)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / "classified.parquet"), local)
     assert _files(tmp_path / "ray") == expected
     batches = sorted(checkpoints.glob("batch-*.parquet"))
     assert batches and sum(pq.read_metadata(b).num_rows for b in batches) == 96

@@ -75,7 +75,8 @@ def cluster(compute: Compute) -> Iterator[None]:
 
 
 def corpus_dataset(corpus: str | os.PathLike[str], columns: Sequence[str]) -> ray.data.Dataset:
-    """The threads of a corpus folder (or one Parquet file) as a Ray dataset with ``columns``.
+    """The threads of a corpus folder (or one Parquet file) as a Ray dataset with ``columns``, one read
+    task per file, so that each block holds the rows of one file (sorted by id) whatever the cluster.
 
     Hive partition keys in the folder names (``platform=github/``, ``kind=issue/``, ...) become columns
     where the files do not hold them."""
@@ -89,7 +90,8 @@ def corpus_dataset(corpus: str | os.PathLike[str], columns: Sequence[str]) -> ra
     if not files:
         raise FileNotFoundError(f"{source}: no Parquet files in the corpus (run the collect stage first)")
     partitioning = Partitioning("hive", base_dir=str(source.resolve())) if source.is_dir() else None
-    return ray.data.read_parquet([str(f.resolve()) for f in files], columns=list(columns), partitioning=partitioning)
+    return ray.data.read_parquet([str(f.resolve()) for f in files], columns=list(columns), partitioning=partitioning,
+                                 override_num_blocks=len(files))
 
 
 def sorted_table(dataset: ray.data.Dataset, schema: pa.Schema, key: str = "id") -> pa.Table:

@@ -25,7 +25,7 @@ class ThreadScorer:
     (:func:`secmine.detect.predict.score_threads`), reusing or writing its checkpoint."""
 
     def __init__(self, model_dir: str, *, engine: str, num_threads: int, exact: bool, max_chars: int,
-                 checkpoint_dir: str | None, model_key: str) -> None:
+                 checkpoint_dir: str | None, model_key: str, batch_size: int) -> None:
         from secmine.detect.predict import load_classifier
 
         self.model, self.card, self.engine = load_classifier(model_dir, engine=engine, num_threads=num_threads,
@@ -33,12 +33,23 @@ class ThreadScorer:
         self.max_chars = max_chars
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.model_key = model_key
+        self.batch_size = max(1, batch_size)
 
-    def __call__(self, batch: pd.DataFrame) -> pa.Table:
+    def __call__(self, block: pd.DataFrame) -> pa.Table:
+        """Score one block (a file's rows, or a fixed piece of it) in batches of ``batch_size`` rows in
+        id order: the batches, and so their checkpoints, are the same on every run and cluster."""
+        import pyarrow as pa
+
         from secmine.detect.predict import score_threads
 
-        return score_threads(self.model, batch, max_chars=self.max_chars, checkpoint_dir=self.checkpoint_dir,
-                             model_key=self.model_key, extra_key=f"engine={self.engine}")
+        block = block.sort_values("id", kind="stable").reset_index(drop=True)
+        tables = [
+            score_threads(self.model, block.iloc[start:start + self.batch_size], max_chars=self.max_chars,
+                          checkpoint_dir=self.checkpoint_dir, model_key=self.model_key,
+                          extra_key=f"engine={self.engine}")
+            for start in range(0, len(block), self.batch_size)
+        ]
+        return pa.concat_tables(tables)
 
 
 def score_corpus(
@@ -71,12 +82,12 @@ def score_corpus(
         # large as the cluster waits for reads that never start).
         cpus = max(0.01, min(1.0, (float(resources.get("CPU", 1)) - 1) / actors))
         dataset = corpus_dataset(corpus, CLASSIFY_COLUMNS).map_batches(
-            ThreadScorer, batch_format="pandas", batch_size=compute.batch_size, concurrency=actors,
+            ThreadScorer, batch_format="pandas", batch_size=None, concurrency=actors,
             num_cpus=round(cpus, 2), num_gpus=gpus or None,
             fn_constructor_kwargs={"model_dir": str(Path(model_dir).resolve()), "engine": engine,
                                    "num_threads": num_threads, "exact": exact, "max_chars": max_chars,
                                    "checkpoint_dir": str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
-                                   "model_key": model_key},
+                                   "model_key": model_key, "batch_size": compute.batch_size},
         )
         table = sorted_table(dataset, scored_arrow_schema())
     if checkpoint_dir is not None:

@@ -49,7 +49,6 @@ def open_corpus(path: str | os.PathLike[str]) -> ds.Dataset:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from secmine.collect.corpus import PARTITION
     from secmine.schema import thread_arrow_schema
 
     source = Path(path)
@@ -57,8 +56,13 @@ def open_corpus(path: str | os.PathLike[str]) -> ds.Dataset:
         raise FileNotFoundError(f"{source}: corpus not found (run the collect stage first)")
     schema = thread_arrow_schema()
     if source.is_dir():
-        partitioning = ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
-        return ds.dataset(source, format="parquet", schema=schema, partitioning=partitioning)
+        # platform=*/kind=*/bucket=*/ (the collect stage's layout) or platform=*/ alone: a key that is
+        # only in the folder names is read from there
+        keys = pa.schema([schema.field("platform"), schema.field("kind"), pa.field("bucket", pa.int32())])
+        partitioning = ds.partitioning(keys, flavor="hive")
+        return ds.dataset(source, format="parquet", schema=schema.append(keys.field("bucket")),
+                          partitioning=partitioning, exclude_invalid_files=False,
+                          ignore_prefixes=[".", "_"])
     return ds.dataset(source, format="parquet", schema=schema)
 
 
