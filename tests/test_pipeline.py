@@ -20,7 +20,10 @@ STAGES = list(DVC["stages"])
 def test_params_hold_no_tokens() -> None:
     text = (config.PROJECT_ROOT / "params.yaml").read_text()
     assert not re.search(r"ghp_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{50,}|hf_[A-Za-z0-9]{30,}", text)
-    assert not re.search(r"(?im)^\s*\w*token\w*\s*:\s*\S", text), "tokens come only from the environment"
+    # a key naming a credential (github_token, hf_token, api_key, ...) -- not a size such as max_tokens
+    secret = r"(?im)^\s*\w*(token|secret|password|api_key)\s*:\s*\S"
+    assert not re.search(secret, text), "tokens come only from the environment"
+    assert re.search(secret, "collect:\n  github_token: abc\n") and not re.search(secret, "  max_tokens: 512\n")
 
 
 def test_notebooks_are_stored_without_outputs() -> None:
