@@ -128,7 +128,8 @@ def _run_notebook(root: Path, source: Path) -> Path:
     shutil.copy(source, src)
     out = root / "reports" / "stage.ipynb"
     out.parent.mkdir()
-    papermill.execute_notebook(str(src), str(out), kernel_name="python3", cwd=str(root), progress_bar=False)
+    papermill.execute_notebook(str(src), str(out), kernel_name="python3", cwd=str(root), progress_bar=False,
+                               parameters={"seed": 1})  # papermill adds a cell, with a random id
     return out
 
 
@@ -136,6 +137,7 @@ def _run_notebook(root: Path, source: Path) -> Path:
 def test_two_executed_runs_normalise_to_the_same_bytes(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in NOTEBOOK_SOURCE]
+    nb.cells.insert(0, nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]}))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     source = tmp_path / "source.ipynb"
     nbformat.write(nb, source)
@@ -148,7 +150,8 @@ def test_two_executed_runs_normalise_to_the_same_bytes(tmp_path: Path) -> None:
     assert "start_time" not in json.dumps(nb["metadata"]) and "duration" not in first.read_text()
     assert nb["metadata"]["papermill"]["output_path"] == "reports/stage.ipynb"
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert [c["execution_count"] for c in code] == [1, 2, 3, 4]
+    assert [c["execution_count"] for c in code] == [1, 2, 3, 4, 5, 6]
+    assert code[1]["id"] == "injected-parameters"
     streams = [o for c in code for o in c["outputs"] if o["output_type"] == "stream"]
     assert all(o["name"] == "stdout" for o in streams)  # tqdm's stderr is gone
     text = "".join("".join(o["text"]) for o in streams)

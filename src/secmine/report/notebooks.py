@@ -90,6 +90,8 @@ def normalise_node(nb: Any, *, roots: Iterable[Path] | None = None) -> Any:
     count = 0
     for cell in nb.get("cells", []):
         cell_meta = cell.get("metadata", {})
+        if "injected-parameters" in cell_meta.get("tags", []) and "id" in cell:
+            cell["id"] = "injected-parameters"  # papermill gives the cell it adds a random id
         for key in CELL_METADATA_DROP:
             cell_meta.pop(key, None)
         if isinstance(cell_meta.get("papermill"), dict):
