@@ -329,3 +329,24 @@ def test_outputs_kept_in_git_are_not_cached_by_dvc() -> None:
             resolved = rendered_stage(name).outs[[str(o) for o in spec["outs"]].index(str(out))]
             if resolved in tracked or any(t.startswith(resolved.rstrip("/") + "/") for t in tracked):
                 assert options.get("cache") is False, f"{name}: {resolved} is in git but cached by DVC"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_import_of_the_notebook_shadows_a_parameter(stage: str) -> None:
+    """`Params/Paths.from_namespace(globals())` reads the notebook's globals: an imported name equal to a
+    parameter (the stage module `sample` beside the path `sample`) would replace the value dvc.yaml gave."""
+    import ast
+
+    import nbformat
+
+    module = stage_module(stage)
+    names = set(module.Params.field_names()) | set(module.Paths.field_names())
+    nb = nbformat.read(config.PROJECT_ROOT / "notebooks" / f"{module_name(stage)}.ipynb", as_version=4)
+    imported: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imported |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    assert not imported & names, f"notebooks/{module_name(stage)}.ipynb imports {sorted(imported & names)}"
