@@ -36,7 +36,7 @@ SLOW_OUTPUT_ROOTS: tuple[str, ...] = ("models",)
 #: The environment every run gets (as the Makefile sets it): offline, no telemetry, fixed hash seed.
 RUN_ENV: dict[str, str] = {
     "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-    "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
+    "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0",
 }
 NO_STAGE = "(no stage)"
 
@@ -294,7 +294,10 @@ def make_clone(source: Path, workdir: Path, external: Path) -> tuple[Path, str]:
 
 def run_environment(clone: Path) -> dict[str, str]:
     """This interpreter's environment, first on PATH, importing the clone's ``src`` first."""
-    env = {k: v for k, v in os.environ.items() if k not in {"SECMINE_EXTERNAL_DIR", "VIRTUAL_ENV_PROMPT"}}
+    # MPLBACKEND is left unset, as `make repro` leaves it: a forced backend changes what the executed
+    # notebooks show (no inline figures under Agg), so their bytes would differ from the committed ones
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"SECMINE_EXTERNAL_DIR", "VIRTUAL_ENV_PROMPT", "MPLBACKEND"}}
     env.update(RUN_ENV)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     inherited = os.environ.get("PYTHONPATH", "")
