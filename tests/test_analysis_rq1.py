@@ -327,3 +327,95 @@ def test_paper_distribution_from_replication_ids(external_root: Path, tmp_path: 
     assert paper.loc["HF Discussion", "listed_twice"] == 0
     assert "google/jax" not in set(top["repo"]) and (top["repo"] == "jax-ml/jax").sum() == 1
     assert result.metrics["paper_renamed_repositories"] == len(renamed)
+
+
+# -- the counted path: the classified file streamed in batches gives the per-thread result ------------
+
+
+def _with_renames_and_selection(classified: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The small frame plus repositories listed under two names (a case variant, a move with shared
+    numbers) and replication posts, so every branch of the counted path is crossed."""
+    rows = [_row("github", "issue", "O/A", n, f"2024-0{n}-02T00:00:00Z", int(n == 1), False) for n in (1, 2)]
+    rows += [_row("github", "issue", "old-org/tool", n, f"2024-02-0{n}T00:00:00Z", int(n < 3), n == 1)
+             for n in range(1, 5)]
+    rows += [_row("github", "issue", "new-org/tool", n, f"2024-03-0{n}T00:00:00Z", int(n == 2), False)
+             for n in range(1, 7)]
+    rows += [_row("github", "issue", "google/jax", 3, "2024-05-31T12:00:00Z", 1, True)]
+    frame = pd.concat([classified, pd.DataFrame(rows)], ignore_index=True)
+    corpus = small_corpus(frame)
+    corpus["source"] = ["replication:theme/data.xlsx" if (k == "discussion" and r == "o/a") else "snapshot:x"
+                        for k, r in zip(corpus["kind"], corpus["repo"])]
+    return frame, corpus
+
+
+def _write_corpus_folder(corpus: pd.DataFrame, path: Path) -> None:
+    from secmine.collect.corpus import write_corpus
+    from secmine.schema import Comment, Thread
+
+    threads = [
+        Thread(platform=r["platform"], kind=r["kind"], repo=r["repo"], number=int(r["number"]), title=r["title"],
+               body=r["body"], url=r["url"], source=r["source"],
+               created_at=r["created_at"] if isinstance(r["created_at"], str) else None,
+               comments=tuple(Comment(author=c["author"], body=c["body"]) for c in r["comments"]))
+        for r in corpus.to_dict(orient="records")
+    ]
+    write_corpus(threads, path)
+
+
+def test_the_counted_file_gives_the_per_thread_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    classified, corpus = _with_renames_and_selection(small_classified())
+    params = RQ1Params(min_growth_months=3, top_n=5)
+    whole = run_rq1("unused", None, classified=classified, corpus=corpus, write=False, params=params)
+    path = tmp_path / "classified.parquet"
+    classified.sample(frac=1.0, random_state=0).to_parquet(path, index=False)  # any row order
+    monkeypatch.setattr(rq1, "CLASSIFIED_BATCH_ROWS", 4)  # many batches: counts combined across them
+    streamed = run_rq1(path, None, corpus=corpus, write=False, params=params)
+    assert whole.tables.keys() == streamed.tables.keys()
+    for name in whole.tables:
+        pd.testing.assert_frame_equal(whole.tables[name], streamed.tables[name], check_dtype=False, obj=name)
+    assert whole.metrics == streamed.metrics
+    # O/A -> o/a (case), old-org/tool -> new-org/tool (shared numbers), google/jax -> jax-ml/jax (known)
+    assert streamed.metrics["renamed_repositories_merged"] == 3
+    assert streamed.metrics["selected_threads"] == 1
+    # the same tables as the module's functions over one row per thread (weights 1)
+    from secmine.analysis import renames
+
+    frame = check_classified(classified)
+    frame["origin"] = rq1.thread_origins(corpus, frame["id"]).to_numpy()
+    for name, table in (
+        ("security_by_source", rq1.security_by_source(frame)),
+        ("keyword_vs_classifier", rq1.keyword_vs_classifier(frame)),
+        ("security_monthly", rq1.monthly_counts(frame)),
+        ("growth_rate", rq1.growth_table(frame, params)),
+    ):
+        pd.testing.assert_frame_equal(table, streamed.tables[name], check_dtype=False, obj=name)
+    merged = renames.merge_renamed(frame[~rq1.selected_mask(frame)], id_column="id")[0]
+    pd.testing.assert_frame_equal(rq1.top_projects(rq1.project_counts(merged), 5), streamed.tables["top_projects"],
+                                  check_dtype=False)
+    top = streamed.tables["top_projects"].set_index("repo")
+    assert "O/A" not in top.index and "old-org/tool" not in top.index and "google/jax" not in top.index
+    assert int(top.loc["jax-ml/jax", "security"]) == 1  # a known rename, the new name not in the data
+
+
+def test_a_corpus_folder_streams_the_security_texts(tmp_path: Path) -> None:
+    classified, corpus = _with_renames_and_selection(small_classified())
+    params = RQ1Params(min_growth_months=3, top_n=5)
+    in_memory = run_rq1("unused", None, classified=classified, corpus=corpus, write=False, params=params)
+    _write_corpus_folder(corpus, tmp_path / "corpus")
+    streamed = run_rq1("unused", tmp_path / "corpus", classified=classified, write=False, params=params)
+    for name in ("identifiers", "top_cve", "top_cwe", "security_by_source"):
+        pd.testing.assert_frame_equal(in_memory.tables[name], streamed.tables[name], check_dtype=False, obj=name)
+    assert streamed.tables["identifiers"].set_index("source").loc["all", "with_cve"] == 3  # o/a #1, #2, o/b #1
+
+
+def test_rename_candidates_find_what_merging_everything_finds() -> None:
+    from secmine.analysis import renames
+
+    classified, _ = _with_renames_and_selection(small_classified())
+    frame = check_classified(classified)
+    everything = renames.merge_renamed(frame)[1]
+    candidates = renames.candidate_repositories(frame)
+    assert ("github", "o/b") not in candidates and ("huggingface", "org/m1") not in candidates
+    chosen = frame[[(p, r) in candidates for p, r in zip(frame["platform"], frame["repo"])]]
+    only = renames.merge_renamed(chosen)[1]
+    assert only.renames == everything.renames and only.threads_dropped == everything.threads_dropped

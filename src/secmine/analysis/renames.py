@@ -171,6 +171,28 @@ def _resolve_chains(renames: list[Rename]) -> list[Rename]:
     return resolved
 
 
+def candidate_repositories(
+    frame: pd.DataFrame, *, known: Mapping[str, str] | None = None
+) -> set[tuple[str, str]]:
+    """The ``(platform, repo)`` pairs of ``frame`` (columns ``platform, repo``; one row per thread
+    or per repository) that :func:`find_renames` could merge: every rename joins repositories of
+    the same name part (after the ``/``, ignoring case) or a known rename's old or new name part.
+    :func:`merge_renamed` over the threads of these repositories finds the same renames as over
+    all threads, so a caller can keep only their threads and count the others in aggregate."""
+    known = KNOWN_RENAMES if known is None else dict(known)
+    known_parts = {_name(name) for pair in known.items() for name in pair}
+    out: set[tuple[str, str]] = set()
+    pairs = frame[["platform", "repo"]].drop_duplicates()
+    for platform, part in pairs.groupby("platform", sort=True):
+        by_name: dict[str, set[str]] = {}
+        for repo in part["repo"]:
+            by_name.setdefault(_name(str(repo)), set()).add(str(repo))
+        for name, repos in by_name.items():
+            if len(repos) > 1 or name in known_parts:
+                out.update((str(platform), repo) for repo in repos)
+    return out
+
+
 def merge_renamed(
     frame: pd.DataFrame,
     *,
@@ -200,4 +222,4 @@ def merge_renamed(
     return merged, RenameReport(renames=renames, threads_before=before, threads_after=len(merged))
 
 
-__all__ = ["KNOWN_RENAMES", "Rename", "RenameReport", "find_renames", "merge_renamed"]
+__all__ = ["KNOWN_RENAMES", "Rename", "RenameReport", "candidate_repositories", "find_renames", "merge_renamed"]

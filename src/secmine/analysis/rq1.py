@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from secmine.analysis import stats
-from secmine.analysis.data import load_classified, repo_url, source_order, thread_texts
+from secmine.analysis.data import _comment_bodies, repo_url, source_order, thread_texts
 from secmine.schema import SOURCE_NAMES, source_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +38,7 @@ CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.IGNORECASE)
 CWE_RE = re.compile(r"\bCWE-\d+\b", re.IGNORECASE)
 DIGITS = 6
 PLATFORM_NAMES = {"github": "GitHub", "huggingface": "Hugging Face"}
+CLASSIFIED_BATCH_ROWS = 50_000  # rows of the classified file checked and counted at a time
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,127 @@ def selected_mask(classified: pd.DataFrame) -> Any:
     return classified["origin"].isin(SELECTED_ORIGINS).to_numpy()
 
 
+# -- the classified corpus, counted in bounded memory -----------------------------------------------
+
+EXTENT_KEYS: tuple[str, ...] = ("platform", "kind", "source", "origin", "created", "label", "keyword_match")
+PROJECT_KEYS: tuple[str, ...] = ("platform", "kind", "source", "repo", "origin", "label")
+
+
+@dataclass
+class ClassifiedCounts:
+    """The classified corpus as the RQ1 tables need it, held in memory that does not follow the
+    number of threads:
+
+    * ``extent``: threads per :data:`EXTENT_KEYS` (``created`` is the UTC day; NaT when undated),
+      count in ``n`` — a few rows per source and day;
+    * ``projects``: threads per :data:`PROJECT_KEYS`, count in ``n`` — rows per repository;
+    * ``rename_rows``: one row per thread, only for the repositories a rename could merge
+      (:func:`secmine.analysis.renames.candidate_repositories`), in id order;
+    * ``security_ids``: the ids of the security threads (label 1), sorted — texts are read for
+      those only (CVE/CWE identifiers);
+    * ``origins_known``: whether the corpus said which threads are the replication package's coded
+      posts (``origin`` ``replication``; else ``origin`` is empty everywhere).
+
+    Every function of this module takes a counted frame (rows weighted by ``n``) as well as one
+    row per thread.
+    """
+
+    extent: pd.DataFrame
+    projects: pd.DataFrame
+    rename_rows: pd.DataFrame
+    security_ids: list[str]
+    candidates: set[tuple[str, str]]
+    origins_known: bool
+
+
+def selected_ids(corpus: str | os.PathLike[str] | pd.DataFrame | None) -> set[str] | None:
+    """Ids of the corpus threads selected as security posts (origin in :data:`SELECTED_ORIGINS`:
+    the part of the corpus ``source`` before the colon); None without a corpus or ``source``.
+    A corpus folder is streamed (``id``/``source`` only); the set is as small as the selection."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if corpus is None:
+        return None
+    if not isinstance(corpus, (str, os.PathLike)):
+        if "source" not in corpus.columns:
+            return None
+        origin = corpus["source"].astype(str).str.split(":").str[0]
+        return set(corpus.loc[origin.isin(SELECTED_ORIGINS), "id"].astype(str))
+    if not Path(corpus).exists():
+        return None
+    from secmine.collect.corpus import iter_batches
+
+    out: set[str] = set()
+    for batch in iter_batches(corpus, columns=["id", "source"]):
+        origin = pc.list_element(pc.split_pattern(batch.column("source"), ":", max_splits=1), 0)
+        chosen = pc.is_in(origin, value_set=pa.array(list(SELECTED_ORIGINS), pa.string()))
+        out.update(batch.column("id").filter(pc.fill_null(chosen, False)).to_pylist())
+    return out
+
+
+def count_classified(
+    batches: Any,
+    selected: set[str] | None,
+) -> ClassifiedCounts:
+    """Count the classified corpus (:class:`ClassifiedCounts`).  ``batches`` is a callable that
+    returns an iterator of checked frames (:func:`secmine.analysis.data.iter_classified`); it is
+    called twice: once to count, once to keep the threads of the repositories a rename could merge.
+    ``selected``: ids selected as security posts (:func:`selected_ids`)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from secmine.analysis import renames
+
+    chosen = selected or set()
+
+    def with_origin(frame: pd.DataFrame) -> pd.DataFrame:
+        origin = np.where(frame["id"].isin(chosen), SELECTED_ORIGINS[0], "") if chosen else ""
+        return frame.assign(origin=origin, created=frame["created"].dt.floor("D"))
+
+    extent_parts, project_parts, security_parts = [], [], []
+    progress = tqdm(desc="rq1: counting threads", unit="thread", mininterval=5, disable=None)
+    for frame in batches():
+        frame = with_origin(frame)
+        extent_parts.append(_count(frame, EXTENT_KEYS))
+        project_parts.append(_count(frame, PROJECT_KEYS))
+        security_parts.append(frame.loc[frame["label"] == 1, "id"].astype(str).to_numpy())
+        progress.update(len(frame))
+    progress.close()
+    extent = _combine(extent_parts, EXTENT_KEYS)
+    projects = _combine(project_parts, PROJECT_KEYS)
+    unselected = projects[~selected_mask(projects)]
+    candidates = renames.candidate_repositories(unselected)
+    rows = []
+    if candidates:
+        wanted = pd.DataFrame(sorted(candidates), columns=["platform", "repo"])
+        for frame in batches():
+            part = frame.merge(wanted, on=["platform", "repo"], how="inner")
+            if len(part):
+                rows.append(with_origin(part))
+    columns = [*(c for c in ("id", "platform", "kind", "repo", "number", "label", "origin"))]
+    rename_rows = (
+        pd.concat([r[columns] for r in rows], ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+        if rows
+        else pd.DataFrame({c: pd.Series(dtype="int64" if c in ("number", "label") else object) for c in columns})
+    )
+    security = sorted(str(i) for part in security_parts for i in part)
+    return ClassifiedCounts(extent, projects, rename_rows, security, candidates, selected is not None)
+
+
+def _count(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    return frame.groupby(list(keys), sort=False, dropna=False).size().rename("n").reset_index()
+
+
+def _combine(parts: list[pd.DataFrame], keys: tuple[str, ...]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.concat(parts, ignore_index=True)
+    combined = frame.groupby(list(keys), sort=True, dropna=False)["n"].sum().reset_index()
+    combined["n"] = combined["n"].astype("int64")
+    return combined
+
+
 def security_by_source(classified: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Threads and security threads (classifier label 1) per source, and the security share with
     its Wilson interval **over the threads not selected as security posts only**.
@@ -137,15 +259,31 @@ def security_by_source(classified: pd.DataFrame, confidence: float = 0.95) -> pd
     import pandas as pd
 
     selected = selected_mask(classified)
-    frame = classified.assign(is_security=classified["label"] == 1, _selected=selected)
+    n = _weights(classified)
+    frame = pd.DataFrame(
+        {
+            "source": classified["source"].to_numpy(),
+            "_n": n,
+            "is_security": (classified["label"] == 1).to_numpy(),
+            "_selected": selected,
+        }
+    )
+    frame["_security_n"] = frame["is_security"] * n
+    frame["_selected_n"] = selected * n
     unselected = frame[~frame["_selected"]]
-    rates = stats.proportion_table(unselected, ["source"], "is_security", confidence=confidence, digits=DIGITS)
+    rates = stats.proportion_table(
+        unselected, ["source"], "is_security", confidence=confidence, digits=DIGITS, weight="_n"
+    )
     rates = rates.rename(columns={"n": "rate_threads", "count": "rate_security"})
     totals = frame.groupby("source").agg(
-        threads=("id", "size"), security=("is_security", "sum"), selected=("_selected", "sum")
+        threads=("_n", "sum"), security=("_security_n", "sum"), selected=("_selected_n", "sum")
     )
     all_row = pd.DataFrame(
-        {"threads": [len(frame)], "security": [int(frame["is_security"].sum())], "selected": [int(selected.sum())]},
+        {
+            "threads": [int(n.sum())],
+            "security": [int(frame["_security_n"].sum())],
+            "selected": [int(frame["_selected_n"].sum())],
+        },
         index=pd.Index(["all"], name="source"),
     )
     totals = pd.concat([totals, all_row]).reset_index().rename(columns={"index": "source"})
@@ -169,21 +307,22 @@ def keyword_vs_classifier(classified: pd.DataFrame, confidence: float = 0.95) ->
     groups = [(name, part) for name, part in classified.groupby("source", sort=True)]
     groups.append(("all", classified))
     for name, part in groups:
+        n = _weights(part)
         keyword = part["keyword_match"].to_numpy(bool)
         model = (part["label"] == 1).to_numpy()
-        n_keyword = int(keyword.sum())
-        both = int((keyword & model).sum())
+        n_keyword = int(n[keyword].sum())
+        both = int(n[keyword & model].sum())
         low, high = stats.wilson_interval(both, n_keyword, confidence)
         rows.append(
             {
                 "source": name,
-                "threads": len(part),
+                "threads": int(n.sum()),
                 "keyword": n_keyword,
-                "classifier": int(model.sum()),
+                "classifier": int(n[model].sum()),
                 "both": both,
-                "keyword_only": int((keyword & ~model).sum()),
-                "classifier_only": int((~keyword & model).sum()),
-                "neither": int((~keyword & ~model).sum()),
+                "keyword_only": int(n[keyword & ~model].sum()),
+                "classifier_only": int(n[~keyword & model].sum()),
+                "neither": int(n[~keyword & ~model].sum()),
                 "confirmed_share": _round(both / n_keyword) if n_keyword else math.nan,
                 "confirmed_ci_low": _round(low),
                 "confirmed_ci_high": _round(high),
@@ -240,8 +379,7 @@ def _period_counts(classified: pd.DataFrame, freq: str, confidence: float) -> pd
             continue
         periods = part["created"].dt.tz_convert(None).dt.to_period(freq)
         span = pd.period_range(periods.min(), periods.max(), freq=freq)
-        threads = periods.value_counts().reindex(span, fill_value=0)
-        security = periods[part["label"].to_numpy() == 1].value_counts().reindex(span, fill_value=0)
+        threads, security = _period_sums(periods, part, span)
         for period in span:
             n, k = int(threads[period]), int(security[period])
             low, high = stats.wilson_interval(k, n, confidence)
@@ -260,6 +398,17 @@ def _period_counts(classified: pd.DataFrame, freq: str, confidence: float) -> pd
         rows, columns=["source", column, "threads", "security", "share", "ci_low", "ci_high"]
     )
     return _order_sources(table, keep=[column])
+
+
+def _period_sums(periods: pd.Series, part: pd.DataFrame, span: pd.PeriodIndex) -> tuple[pd.Series, pd.Series]:
+    """Threads and security threads per period of ``span`` (rows weighted by their ``n``)."""
+    import pandas as pd
+
+    n = _weights(part)
+    security = n * (part["label"].to_numpy() == 1)
+    sums = pd.DataFrame({"period": periods.array, "n": n, "s": security}).groupby("period")[["n", "s"]].sum()
+    sums = sums.reindex(span, fill_value=0)
+    return sums["n"].astype("int64"), sums["s"].astype("int64")
 
 
 def growth_table(classified: pd.DataFrame, params: RQ1Params) -> pd.DataFrame:
@@ -284,10 +433,9 @@ def growth_table(classified: pd.DataFrame, params: RQ1Params) -> pd.DataFrame:
         periods = part["created"].dt.tz_convert(None).dt.to_period("M")
         start = max(first, periods.min())
         span = pd.period_range(start, last, freq="M") if start <= last else pd.PeriodIndex([], freq="M")
-        threads = periods.value_counts().reindex(span, fill_value=0).to_numpy(float)
-        security = (
-            periods[part["label"].to_numpy() == 1].value_counts().reindex(span, fill_value=0).to_numpy(float)
-        )
+        thread_counts, security_counts = _period_sums(periods, part, span)
+        threads = thread_counts.to_numpy(float)
+        security = security_counts.to_numpy(float)
         for measure in ("security threads", "security share"):
             row: dict[str, Any] = {"source": name, "measure": measure}
             usable = len(span) >= params.min_growth_months and security.sum() > 0
@@ -356,10 +504,19 @@ _GROWTH_COLUMNS = [
 
 def project_counts(classified: pd.DataFrame) -> pd.DataFrame:
     """Per project (platform, repo): all threads and security threads."""
-    grouped = classified.assign(security=(classified["label"] == 1).astype(int)).groupby(
-        ["platform", "repo"], sort=True
+    import pandas as pd
+
+    n = _weights(classified)
+    frame = pd.DataFrame(
+        {
+            "platform": classified["platform"].to_numpy(),
+            "repo": classified["repo"].to_numpy(),
+            "threads": n,
+            "security": n * (classified["label"] == 1).to_numpy(),
+        }
     )
-    counts = grouped.agg(threads=("id", "size"), security=("security", "sum")).reset_index()
+    counts = frame.groupby(["platform", "repo"], sort=True)[["threads", "security"]].sum().reset_index()
+    counts["threads"] = counts["threads"].astype("int64")
     counts["security"] = counts["security"].astype("int64")
     return counts
 
@@ -454,21 +611,29 @@ def identifier_summary(
     security: pd.DataFrame, mentions: pd.DataFrame, confidence: float = 0.95
 ) -> pd.DataFrame:
     """Per source: security threads, threads mentioning a CVE / a CWE (share, Wilson interval),
-    distinct identifiers."""
+    distinct identifiers.  ``security``: one row per security thread (``id, source``), or the
+    security threads counted per source (``source, n``; ``mentions`` then holds only theirs)."""
     import pandas as pd
 
     rows = []
     groups = [(name, part) for name, part in security.groupby("source", sort=True)]
     groups.append(("all", security))
+    counted = "n" in security.columns and "id" not in security.columns
     for name, part in groups:
-        ids = set(part["id"])
-        row: dict[str, Any] = {"source": name, "security_threads": len(ids)}
+        if counted:  # security threads counted per source; mentions are of those threads only
+            size = int(part["n"].sum())
+            in_part = mentions if name == "all" else mentions[mentions["source"] == name]
+        else:
+            ids = set(part["id"])
+            size = len(ids)
+            in_part = mentions[mentions["id"].isin(ids)]
+        row: dict[str, Any] = {"source": name, "security_threads": size}
         for kind in ("CVE", "CWE"):
-            sub = mentions[(mentions["type"] == kind) & mentions["id"].isin(ids)]
+            sub = in_part[in_part["type"] == kind]
             k = sub["id"].nunique()
-            low, high = stats.wilson_interval(k, len(ids), confidence)
+            low, high = stats.wilson_interval(k, size, confidence)
             row[f"with_{kind.lower()}"] = int(k)
-            row[f"{kind.lower()}_share"] = _round(k / len(ids)) if ids else math.nan
+            row[f"{kind.lower()}_share"] = _round(k / size) if size else math.nan
             row[f"{kind.lower()}_ci_low"] = _round(low)
             row[f"{kind.lower()}_ci_high"] = _round(high)
             row[f"distinct_{kind.lower()}"] = int(sub["identifier"].nunique())
@@ -611,7 +776,9 @@ def hf_model_tables(
     )
     out = {}
     for name, column in (("hf_by_pipeline_task", "pipeline_task"), ("hf_base_vs_downstream", "model_role")):
-        table = stats.proportion_table(hf, [column], "is_security", confidence=confidence, digits=DIGITS)
+        table = stats.proportion_table(
+            hf.assign(_n=_weights(hf)), [column], "is_security", confidence=confidence, digits=DIGITS, weight="_n"
+        )
         models_per = hf.groupby(column)["repo"].nunique()
         table.insert(1, "models", [int(models_per.get(v, hf["repo"].nunique())) for v in table[column]])
         table = table.rename(columns={"n": "threads", "count": "security"})
@@ -843,27 +1010,34 @@ def run_rq1(
     paper's id lists.
     """
     from secmine.analysis import renames, trend
+    from secmine.analysis.data import check_classified, iter_classified
     from secmine.io import save_figure, write_json, write_table
 
     params = params or RQ1Params()
     result = RQ1Result()
-    frame = classified if classified is not None else load_classified(classified_path)
+    # one pass over the classified file counts it (ClassifiedCounts); nothing holds a row per thread
     if classified is not None:
-        from secmine.analysis.data import check_classified
+        checked = check_classified(classified, where="classified frame")
 
-        frame = check_classified(frame, where="classified frame")
-    origins = thread_origins(corpus if corpus is not None else corpus_path, frame["id"])
-    if origins is not None:
-        frame = frame.assign(origin=origins.to_numpy())
+        def batches() -> Any:
+            return iter([checked])
+    else:
+        def batches() -> Any:
+            return iter_classified(classified_path, batch_rows=CLASSIFIED_BATCH_ROWS)
+    corpus_source = corpus if corpus is not None else corpus_path
+    counted = count_classified(batches, selected_ids(corpus_source))
+    frame = counted.extent
+    weights = _weights(frame)
     selected = selected_mask(frame)
-    if origins is None:
+    n_selected = int(weights[selected].sum())
+    if not counted.origins_known:
         result.notes.append(
             "Thread origins unknown (no corpus `source` column): rates are over every thread, including any "
             "selected as security posts."
         )
-    elif selected.any():
+    elif n_selected:
         result.notes.append(
-            f"{int(selected.sum()):,} threads are the replication package's coded posts, selected as security "
+            f"{n_selected:,} threads are the replication package's coded posts, selected as security "
             "posts: they count as threads, but no rate (security share) and no concentration is computed over them."
         )
     t = result.tables
@@ -872,40 +1046,34 @@ def run_rq1(
     t["security_monthly"] = monthly_counts(frame, params.confidence)
     t["security_yearly"] = yearly_counts(frame, params.confidence)
     t["growth_rate"] = growth_table(frame, params)
-    unselected, run_renames = renames.merge_renamed(frame[~selected], id_column="id")
+    counts, run_renames = _unselected_project_counts(counted, int(weights[~selected].sum()))
     if run_renames.renames:
         result.notes.append(f"This run's projects: {run_renames.summary()}.")
-    counts = project_counts(unselected)
     t["top_projects"] = top_projects(counts, params.top_n)
     t["concentration"] = concentration_table(counts)
     yearly = trend.yearly_reports(frame)
     t["fig2_yearly"] = yearly.table
     result.notes.extend(f"Fig. 2: {note}" for note in yearly.notes)
-    undated = int(frame["created"].isna().sum())
+    undated = int(weights[frame["created"].isna().to_numpy()].sum())
     if undated:
         result.notes.append(
-            f"{undated:,} of {len(frame):,} threads have no creation date (e.g. replication posts) "
+            f"{undated:,} of {int(weights.sum()):,} threads have no creation date (e.g. replication posts) "
             "and are left out of the growth analysis."
         )
 
-    security = frame[frame["label"] == 1]
-    texts = None
+    n_security = len(counted.security_ids)
     if corpus is not None or (corpus_path is not None and Path(corpus_path).exists()):
-        texts = thread_texts(corpus if corpus is not None else corpus_path, security["id"])
-        missing = len(security) - len(texts)
+        mentions, with_text = _security_mentions(corpus_source, counted.security_ids)
+        missing = n_security - int(with_text["n"].sum())
         if missing:
             result.notes.append(
                 f"{missing:,} security threads have no text in the corpus; CVE/CWE counts omit them."
             )
-    else:
-        result.notes.append("No corpus found: CVE/CWE identifiers were not counted.")
-    if texts is not None:
-        mentions = identifier_mentions(security, texts)
-        t["identifiers"] = identifier_summary(
-            security[security["id"].isin(set(texts["id"]))], mentions, params.confidence
-        )
+        t["identifiers"] = identifier_summary(with_text, mentions, params.confidence)
         t["top_cve"] = top_identifiers(mentions, "CVE", params.top_n)
         t["top_cwe"] = top_identifiers(mentions, "CWE", params.top_n)
+    else:
+        result.notes.append("No corpus found: CVE/CWE identifiers were not counted.")
 
     models = load_models(models_path)
     if models is None:
@@ -918,7 +1086,7 @@ def run_rq1(
         result.notes.append("Model metadata present but the corpus has no Hugging Face threads.")
         models = None
     else:
-        t.update(hf_model_tables(frame, models, params.confidence))
+        t.update(hf_model_tables(counted.projects, models, params.confidence))
 
     replication_counts = None
     if replication_root is not None:
@@ -1020,7 +1188,7 @@ def run_rq1(
     paper_metrics = {k: v for k, v in result.metrics.items() if k.startswith("paper_")}
     result.metrics = _metrics(frame, t, params, models is not None, replication_counts is not None)
     result.metrics.update(paper_metrics)
-    result.metrics["selected_threads"] = int(selected.sum())
+    result.metrics["selected_threads"] = n_selected
     result.metrics["renamed_repositories_merged"] = run_renames.repositories_merged
     result.metrics["fig2_last_complete_year"] = yearly.last_complete_year
     result.metrics["notes"] = list(result.notes)
@@ -1040,13 +1208,81 @@ def run_rq1(
     return result
 
 
+def _unselected_project_counts(counted: ClassifiedCounts, unselected_threads: int) -> tuple[pd.DataFrame, Any]:
+    """:func:`project_counts` over the threads not selected as security posts, with repositories
+    listed under two names merged (:func:`secmine.analysis.renames.merge_renamed` over the threads
+    of the repositories a rename could merge; the others are counted as they are)."""
+    import pandas as pd
+
+    from secmine.analysis import renames
+
+    rows = counted.rename_rows
+    merged, found = renames.merge_renamed(rows[~selected_mask(rows)], id_column="id")
+    report = renames.RenameReport(
+        renames=found.renames, threads_before=unselected_threads,
+        threads_after=unselected_threads - found.threads_dropped,
+    )
+    projects = counted.projects[~selected_mask(counted.projects)]
+    keep = [(p, r) not in counted.candidates for p, r in zip(projects["platform"], projects["repo"])]
+    kept = projects[np.asarray(keep, dtype=bool)]
+    together = pd.concat(
+        [kept[["platform", "repo", "label", "n"]], merged[["platform", "repo", "label"]].assign(n=1)],
+        ignore_index=True,
+    )
+    return project_counts(together), report
+
+
+def _security_mentions(corpus: Any, ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CVE/CWE mentions of the security threads ``ids`` (:func:`identifier_mentions`) and, per
+    source, how many of them have a text in the corpus (``source, n``).  A corpus folder is read
+    batch by batch, only those threads: memory follows one batch and the mentions."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from secmine.text import thread_text
+
+    found: dict[str, int] = {}
+    parts = []
+    if isinstance(corpus, pd.DataFrame):
+        texts = thread_texts(corpus, ids)
+        where = corpus[["id", "platform", "kind", "repo"]].drop_duplicates("id")
+        chunks = [texts.merge(where, on="id", how="inner")]
+    else:
+        from secmine.collect.corpus import iter_batches
+
+        def stream() -> Any:
+            columns = ["id", "platform", "kind", "repo", "title", "body", "comments"]
+            for batch in iter_batches(corpus, columns=columns, ids=ids, batch_size=2_000):
+                frame = batch.to_pandas()
+                frame["text"] = [
+                    thread_text(title, body, _comment_bodies(comments), None)
+                    for title, body, comments in zip(frame["title"], frame["body"], frame["comments"])
+                ]
+                yield frame[["id", "platform", "kind", "repo", "text"]]
+
+        chunks = stream()
+    progress = tqdm(total=len(ids), desc="rq1: CVE/CWE ids", unit="thread", mininterval=5, disable=None)
+    for chunk in chunks:
+        chunk = chunk.assign(source=[source_name(p, k) for p, k in zip(chunk["platform"], chunk["kind"])])
+        for name, size in chunk.groupby("source").size().items():
+            found[str(name)] = found.get(str(name), 0) + int(size)
+        parts.append(identifier_mentions(chunk[["id", "source", "repo"]], chunk[["id", "text"]]))
+        progress.update(len(chunk))
+    progress.close()
+    columns = ["id", "source", "repo", "type", "identifier"]
+    mentions = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else (
+        pd.DataFrame(columns=columns))
+    with_text = pd.DataFrame(sorted(found.items()), columns=["source", "n"])
+    return mentions[columns], with_text
+
+
 def _metrics(
     frame: pd.DataFrame, t: dict[str, pd.DataFrame], params: RQ1Params, has_models: bool, has_paper: bool
 ) -> dict[str, Any]:
     by_source = t["security_by_source"].set_index("source")
     metrics: dict[str, Any] = {
-        "threads": int(len(frame)),
-        "security_threads": int((frame["label"] == 1).sum()),
+        "threads": int(_weights(frame).sum()),
+        "security_threads": int(_weights(frame)[(frame["label"] == 1).to_numpy()].sum()),
         # shares are over the threads not selected as security posts (see security_by_source)
         "security_share": _none(by_source.loc["all", "proportion"]),
         "security_share_ci": [_none(by_source.loc["all", "ci_low"]), _none(by_source.loc["all", "ci_high"])],
@@ -1061,7 +1297,7 @@ def _metrics(
             for source, row in by_source.iterrows()
             if source != "all"
         },
-        "keyword_matches": int(frame["keyword_match"].sum()),
+        "keyword_matches": int(_weights(frame)[frame["keyword_match"].to_numpy(bool)].sum()),
         "keyword_confirmed_share": _none(
             t["keyword_vs_classifier"].set_index("source").loc["all", "confirmed_share"]
         ),
@@ -1093,6 +1329,13 @@ def _metrics(
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _weights(frame: pd.DataFrame) -> np.ndarray:
+    """Threads per row: ``n`` of a counted frame (:func:`count_classified`), else 1 per row."""
+    if "n" in frame.columns:
+        return frame["n"].to_numpy(dtype="int64")
+    return np.ones(len(frame), dtype="int64")
 
 
 def _round(value: float) -> float:
