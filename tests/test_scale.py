@@ -262,3 +262,31 @@ def test_load_classified_rows_checks_every_batch(tmp_path: Path) -> None:
     dup.to_parquet(tmp_path / "dup.parquet")
     with pytest.raises(AnalysisInputError, match=r"dup.parquet, row 44, field 'id': duplicate id"):
         load_classified(tmp_path / "dup.parquet", labels=(1,), batch_rows=7)
+
+
+def test_iter_classified_checks_each_batch_with_file_rows(tmp_path: Path) -> None:
+    from secmine.analysis.classified import iter_classified
+    from secmine.analysis.data import AnalysisInputError, load_classified
+
+    frame = pd.DataFrame({
+        "id": [f"gh:issue:a/x#{n}" for n in range(30)], "platform": "github", "kind": "issue", "repo": "a/x",
+        "number": range(30), "created_at": "2024-01-01T00:00:00Z", "keyword_match": False,
+        "probability": 0.2, "label": [n % 2 for n in range(30)],
+    }).astype({"label": "int64"})
+    frame.to_parquet(tmp_path / "c.parquet")
+    batches = list(iter_classified(tmp_path / "c.parquet", batch_rows=8, columns=["id", "label", "source"]))
+    assert [len(b) for b in batches] == [8, 8, 8, 6] and list(batches[0].columns) == ["id", "label", "source"]
+    together = pd.concat(batches).sort_values("id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(together, load_classified(tmp_path / "c.parquet")[["id", "label", "source"]])
+    bad = frame.copy()
+    bad.loc[21, "platform"] = "gitlab"
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(AnalysisInputError, match=r"bad.parquet, row 21, field 'platform'"):
+        list(iter_classified(tmp_path / "bad.parquet", batch_rows=8))
+    dup = frame.copy()
+    dup.loc[25, "id"] = dup.loc[2, "id"]  # in another batch
+    dup.to_parquet(tmp_path / "dup.parquet")
+    with pytest.raises(AnalysisInputError, match=r"dup.parquet, row 25, field 'id': duplicate id"):
+        next(iter_classified(tmp_path / "dup.parquet", batch_rows=8))
+    frame.iloc[:0].to_parquet(tmp_path / "empty.parquet")
+    assert [len(b) for b in iter_classified(tmp_path / "empty.parquet")] == [0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,60 +66,40 @@ def load_classified(
 
 def _load_classified_rows(path: Path, labels: set[int], batch_rows: int) -> pd.DataFrame:
     import pandas as pd
-
-    parts = [checked[checked["label"].isin(labels)] for checked in iter_classified(path, batch_rows=batch_rows)]
-    return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
-
-
-def iter_classified(
-    path: str | os.PathLike[str], *, batch_rows: int = 200_000, columns: Iterable[str] | None = None
-) -> Iterator[pd.DataFrame]:
-    """The classified file, checked (:func:`check_classified`) batch by batch: memory follows one
-    batch, not the corpus.  Duplicate ids across batches are found first, by DuckDB.  Errors name
-    the file, the row (0-based position in the file) and the field.  A file without rows gives one
-    empty checked frame.  ``columns``: keep only these of each checked batch (``created`` and
-    ``source`` are the derived columns)."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    if not path.exists():
-        raise AnalysisInputError(f"{path}: not found (run the `classify` stage first)")
     try:
         handle = pq.ParquetFile(path)
         names = handle.schema_arrow.names
     except Exception as exc:
         raise AnalysisInputError(f"{path}: unreadable Parquet ({type(exc).__name__}: {exc})") from exc
     if "id" in names:
-        _check_unique_ids(path)
-    keep = None if columns is None else list(columns)
-    offset, empty = 0, True
+        from secmine.collect.corpus import duckdb_connection
+
+        con = duckdb_connection()
+        try:
+            file = path.as_posix().replace("'", "''")
+            rows = con.sql(
+                "SELECT file_row_number, id, count(*) OVER () FROM (SELECT id, file_row_number, row_number() OVER "
+                f"(PARTITION BY id ORDER BY file_row_number) AS k FROM read_parquet('{file}', file_row_number = true) "
+                "WHERE id IS NOT NULL AND id <> '') WHERE k > 1 ORDER BY file_row_number LIMIT 1"
+            ).fetchall()
+        finally:
+            con.close()
+        if rows:
+            row, value, count = rows[0]
+            raise AnalysisInputError(
+                f"{path}, row {row}, field 'id': duplicate id (value {value!r}; {count} bad row(s))"
+            )
+    parts, offset = [], 0
     for batch in handle.iter_batches(batch_size=batch_rows):
         frame = batch.to_pandas()
         checked = check_classified(frame, where=str(path), row_offset=offset)
+        parts.append(checked[checked["label"].isin(labels)])
         offset += len(frame)
-        empty = False
-        yield checked if keep is None else checked[keep]
-    if empty:
-        checked = check_classified(handle.schema_arrow.empty_table().to_pandas(), where=str(path))
-        yield checked if keep is None else checked[keep]
-
-
-def _check_unique_ids(path: Path) -> None:
-    from secmine.collect.corpus import duckdb_connection
-
-    con = duckdb_connection()
-    try:
-        file = path.as_posix().replace("'", "''")
-        rows = con.sql(
-            "SELECT file_row_number, id, count(*) OVER () FROM (SELECT id, file_row_number, row_number() OVER "
-            f"(PARTITION BY id ORDER BY file_row_number) AS k FROM read_parquet('{file}', file_row_number = true) "
-            "WHERE id IS NOT NULL AND id <> '') WHERE k > 1 ORDER BY file_row_number LIMIT 1"
-        ).fetchall()
-    finally:
-        con.close()
-    if rows:
-        row, value, count = rows[0]
-        raise AnalysisInputError(f"{path}, row {row}, field 'id': duplicate id (value {value!r}; {count} bad row(s))")
+    if not parts:
+        return check_classified(handle.schema_arrow.empty_table().to_pandas(), where=str(path))
+    return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def check_classified(frame: pd.DataFrame, *, where: str = "classified", row_offset: int = 0) -> pd.DataFrame:

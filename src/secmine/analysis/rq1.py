@@ -271,9 +271,7 @@ def security_by_source(classified: pd.DataFrame, confidence: float = 0.95) -> pd
     frame["_security_n"] = frame["is_security"] * n
     frame["_selected_n"] = selected * n
     unselected = frame[~frame["_selected"]]
-    rates = stats.proportion_table(
-        unselected, ["source"], "is_security", confidence=confidence, digits=DIGITS, weight="_n"
-    )
+    rates = _proportion_table(unselected, "source", "is_security", confidence, weight="_n")
     rates = rates.rename(columns={"n": "rate_threads", "count": "rate_security"})
     totals = frame.groupby("source").agg(
         threads=("_n", "sum"), security=("_security_n", "sum"), selected=("_selected_n", "sum")
@@ -776,9 +774,7 @@ def hf_model_tables(
     )
     out = {}
     for name, column in (("hf_by_pipeline_task", "pipeline_task"), ("hf_base_vs_downstream", "model_role")):
-        table = stats.proportion_table(
-            hf.assign(_n=_weights(hf)), [column], "is_security", confidence=confidence, digits=DIGITS, weight="_n"
-        )
+        table = _proportion_table(hf.assign(_n=_weights(hf)), column, "is_security", confidence, weight="_n")
         models_per = hf.groupby(column)["repo"].nunique()
         table.insert(1, "models", [int(models_per.get(v, hf["repo"].nunique())) for v in table[column]])
         table = table.rename(columns={"n": "threads", "count": "security"})
@@ -1010,7 +1006,8 @@ def run_rq1(
     paper's id lists.
     """
     from secmine.analysis import renames, trend
-    from secmine.analysis.data import check_classified, iter_classified
+    from secmine.analysis.classified import iter_classified
+    from secmine.analysis.data import check_classified
     from secmine.io import save_figure, write_json, write_table
 
     params = params or RQ1Params()
@@ -1051,7 +1048,7 @@ def run_rq1(
         result.notes.append(f"This run's projects: {run_renames.summary()}.")
     t["top_projects"] = top_projects(counts, params.top_n)
     t["concentration"] = concentration_table(counts)
-    yearly = trend.yearly_reports(frame)
+    yearly = _yearly_reports(frame)
     t["fig2_yearly"] = yearly.table
     result.notes.extend(f"Fig. 2: {note}" for note in yearly.notes)
     undated = int(weights[frame["created"].isna().to_numpy()].sum())
@@ -1329,6 +1326,46 @@ def _metrics(
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _proportion_table(frame: pd.DataFrame, by: str, flag: str, confidence: float, *, weight: str) -> pd.DataFrame:
+    """:func:`secmine.analysis.stats.proportion_table` over rows that each stand for ``weight``
+    threads: per value of ``by``, ``n`` threads, ``count`` of them with ``flag``, the proportion and
+    its Wilson interval, and an ``all`` row."""
+    import pandas as pd
+
+    work = pd.DataFrame(
+        {by: frame[by].to_numpy(), "_n": frame[weight].to_numpy(dtype="int64"),
+         "_k": frame[flag].to_numpy(dtype=bool) * frame[weight].to_numpy(dtype="int64")}
+    )
+    sums = work.groupby(by, sort=True, dropna=False)[["_n", "_k"]].sum()
+    keys = [*sums.index, "all"]
+    n = [*(int(v) for v in sums["_n"]), int(work["_n"].sum())]
+    k = [*(int(v) for v in sums["_k"]), int(work["_k"].sum())]
+    rows = []
+    for key, total, count in zip(keys, n, k):
+        low, high = stats.wilson_interval(count, total, confidence)
+        rows.append({by: key, "n": total, "count": count,
+                     "proportion": round(count / total, DIGITS) if total else math.nan,
+                     "ci_low": round(low, DIGITS), "ci_high": round(high, DIGITS)})
+    return pd.DataFrame(rows, columns=[by, "n", "count", "proportion", "ci_low", "ci_high"])
+
+
+def _yearly_reports(frame: pd.DataFrame) -> Any:
+    """:func:`secmine.analysis.trend.yearly_reports` of a counted frame: it counts rows, so it gets
+    one row per security thread (the counted rows repeated ``n`` times: as many rows as security
+    threads, two small columns) and, for the corpus's last date, the latest non-security row."""
+    import pandas as pd
+
+    from secmine.analysis import trend
+
+    columns = ["platform", "created", "label"]
+    security = frame[frame["label"] == 1]
+    rows = security.loc[security.index.repeat(_weights(security)), columns]
+    others = frame[(frame["label"] != 1) & frame["created"].notna()]
+    if len(others):
+        rows = pd.concat([rows, others.loc[[others["created"].idxmax()], columns]])
+    return trend.yearly_reports(rows.reset_index(drop=True))
 
 
 def _weights(frame: pd.DataFrame) -> np.ndarray:

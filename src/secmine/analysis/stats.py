@@ -50,26 +50,19 @@ def proportion_table(
     *,
     confidence: float = 0.95,
     digits: int = 6,
-    weight: str | None = None,
 ) -> pd.DataFrame:
     """Per group of ``by``: ``n`` rows, ``count`` rows where ``flag`` is true, ``proportion`` and
-    its Wilson interval (``ci_low``, ``ci_high``), plus an ``all`` row over every group.  With
-    ``weight`` each row counts that column's (integer) value times: a frame of counted groups."""
-    import numpy as np
+    its Wilson interval (``ci_low``, ``ci_high``), plus an ``all`` row over every group."""
     import pandas as pd
 
     by = list(by)
-    weights = frame[weight].to_numpy(dtype="int64") if weight else np.ones(len(frame), dtype="int64")
-    work = pd.DataFrame({"_n": weights, "_k": frame[flag].to_numpy(dtype=bool) * weights}, index=frame.index)
-    for column in by:
-        work[column] = frame[column]
     rows = []
-    grouped = work.groupby(by, sort=True, dropna=False)[["_n", "_k"]].sum()
-    for key, values in grouped.iterrows():
+    grouped = frame.groupby(by, sort=True, dropna=False)[flag]
+    for key, values in grouped:
         key = key if isinstance(key, tuple) else (key,)
-        rows.append(dict(zip(by, key)) | _prop_row(int(values["_k"]), int(values["_n"]), confidence, digits))
+        rows.append(dict(zip(by, key)) | _prop_row(int(values.sum()), int(values.size), confidence, digits))
     total = {column: "all" for column in by} | _prop_row(
-        int(work["_k"].sum()), int(work["_n"].sum()), confidence, digits
+        int(frame[flag].sum()), len(frame), confidence, digits
     )
     rows.append(total)
     return pd.DataFrame(rows, columns=[*by, "n", "count", "proportion", "ci_low", "ci_high"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from secmine.published import GH, HF, PAPER, PAPER_YEARLY_SERIES
 
@@ -68,20 +68,9 @@ def run_counts(classified: pd.DataFrame) -> pd.DataFrame:
         {
             "platform": dated["platform"].map(lambda p: PLATFORM_OF.get(p, p)).to_numpy(),
             "year": dated["created"].dt.year.astype("int64").to_numpy(),
-            "n": _weights(dated),
         }
     )
-    return frame.groupby(["platform", "year"])["n"].sum().astype("int64").rename("this_run").reset_index()
-
-
-def _weights(frame: pd.DataFrame) -> Any:
-    """Threads per row: the ``n`` column of a counted frame (one row per group of threads, see
-    :func:`secmine.analysis.rq1.count_classified`), else 1 per row."""
-    import numpy as np
-
-    if "n" in frame.columns:
-        return frame["n"].to_numpy(dtype="int64")
-    return np.ones(len(frame), dtype="int64")
+    return frame.groupby(["platform", "year"]).size().rename("this_run").reset_index()
 
 
 def yearly_reports(
@@ -108,7 +97,7 @@ def yearly_reports(
         why = (f"the corpus ends on {latest.date().isoformat()}" if latest is not None and last_year is None
                else f"last_year = {end}")
         notes.append(f"{', '.join(map(str, dropped))} left out ({n:,} security threads): a partial year ({why}).")
-    undated = int((((classified["label"] == 1) & classified["created"].isna()).to_numpy() * _weights(classified)).sum())
+    undated = int(((classified["label"] == 1) & classified["created"].isna()).sum())
     if undated:
         notes.append(f"{undated:,} security threads have no creation date (e.g. replication posts) and are not counted.")
     rows = []
