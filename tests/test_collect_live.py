@@ -184,6 +184,40 @@ def test_archive_replay_gives_identical_corpus_offline(world: FakeData, tmp_path
     assert digests(tmp_path / "live") == digests(tmp_path / "replayed")
 
 
+def test_replay_streams_the_archive_into_the_corpus(
+    world: FakeData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The corpus of a live crawl is spooled thread by thread as the archive is replayed: no list of
+    the whole crawl (2.2 M threads would not fit), and the manifest's counts are the replay's."""
+    from secmine.collect import corpus as corpus_module
+    from secmine.collect import live
+
+    with FakeAPI(world) as api:
+        run_live(tmp_path / "archive", _config(api), _outputs(tmp_path / "live"), credentials=_credentials(),
+                 progress=False)
+    streams: list[live.ReplayStream] = []
+    original_threads = live.ReplayStream.threads
+
+    def threads(self: live.ReplayStream):  # noqa: ANN202
+        streams.append(self)
+        yield from original_threads(self)
+
+    seen_before_the_end: list[bool] = []
+    original_add = corpus_module.Spool.add
+
+    def add(self, record, **kwargs):  # noqa: ANN001, ANN202
+        seen_before_the_end.append(not streams[-1].consumed)
+        return original_add(self, record, **kwargs)
+
+    monkeypatch.setattr(live.ReplayStream, "threads", threads)
+    monkeypatch.setattr(corpus_module.Spool, "add", add)
+    monkeypatch.setattr(live, "replay", lambda *a, **k: pytest.fail("the stage must not build the list"))
+    run_replay(tmp_path / "archive", _outputs(tmp_path / "replayed"))
+    assert seen_before_the_end and all(seen_before_the_end)
+    assert streams[-1].consumed and streams[-1].responses > 0
+    assert digests(tmp_path / "live") == digests(tmp_path / "replayed")
+
+
 def _cli(args: list[str], env_extra: dict[str, str]) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "HF_TOKEN")}
     env.update(env_extra)

@@ -524,62 +524,79 @@ class Replayed:
     kinds_changed: dict[str, str] = field(default_factory=dict)
 
 
-def replay(archive_dir: str | os.PathLike[str], *, kind: str = "crawl") -> Replayed:
-    """Rebuild threads and model records from every complete run of an archive, offline.
+class ReplayStream:
+    """The threads of every complete run of an archive, rebuilt offline one at a time.
 
-    Runs are replayed in order; a later run's copy of a thread replaces an earlier one (the
-    de-duplication in :func:`secmine.collect.bots.dedupe` keeps the latest update, then the last
+    :meth:`threads` yields them as the archived responses are replayed (memory: one response and
+    the collector's state, not the corpus); ``runs`` (the complete runs of ``kind``) is known at
+    once, ``responses``, ``models``, ``missing`` and ``kinds_changed`` once :meth:`threads` has
+    been consumed.  Runs are replayed in order; a later run's copy of a thread replaces an earlier
+    one downstream (:func:`secmine.collect.bots.dedupe` keeps the latest update, then the last
     copy).  Unfinished runs are skipped: finish them with ``secmine collect`` first.
     """
-    archive = Archive(Path(archive_dir))
-    threads: list[Thread] = []
-    models: dict[tuple[str, str], dict[str, Any]] = {}
-    names: list[str] = []
-    responses = 0
-    missing: list[str] = []
-    changed: dict[str, str] = {}
-    unfinished = archive.unfinished()
-    if unfinished is not None:
-        log.warning(
-            "%s is unfinished and is not replayed (rerun `secmine collect` to finish it)", unfinished.folder
-        )
-    for run in archive.complete_runs():
-        plan = run.plan
-        if plan.get("kind", "crawl") != kind:
-            continue
-        source = ReplaySource(
-            run.records(),
-            where=str(run.folder),
-            fix=(
-                f"the run was archived by an older secmine: move {run.folder} out of the archive and crawl "
-                "again (`secmine collect --source live`)"
-            ),
-        )
-        transports = Transports(github=ArchiveTransport(source), hf=ArchiveTransport(source))
-        if kind == "crawl":
-            for item in execute(plan, transports, source=f"live:{run.name}"):
-                if isinstance(item, Thread):
-                    threads.append(item)
-                else:
-                    models[(item["repo_type"], item["repo_id"])] = item
-        else:
-            for requested, thread in execute_rehydrate(plan, transports, source=f"live:{run.name}"):
-                if thread is None:
-                    missing.append(requested)
-                    continue
-                if thread.id != requested:
-                    changed[requested] = thread.id
-                threads.append(thread)
-        source.finish()
-        responses += source.served
-        names.append(run.name)
+
+    def __init__(self, archive_dir: str | os.PathLike[str], *, kind: str = "crawl") -> None:
+        self.archive = Archive(Path(archive_dir))
+        self.kind = kind
+        unfinished = self.archive.unfinished()
+        if unfinished is not None:
+            log.warning(
+                "%s is unfinished and is not replayed (rerun `secmine collect` to finish it)", unfinished.folder
+            )
+        self._runs = [run for run in self.archive.complete_runs() if run.plan.get("kind", "crawl") == kind]
+        self.runs: list[str] = [run.name for run in self._runs]
+        self.responses = 0
+        self.missing: list[str] = []
+        self.kinds_changed: dict[str, str] = {}
+        self._models: dict[tuple[str, str], dict[str, Any]] = {}
+        self.consumed = False
+
+    @property
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._models.values())
+
+    def threads(self) -> Iterator[Thread]:
+        for run in self._runs:
+            source = ReplaySource(
+                run.records(),
+                where=str(run.folder),
+                fix=(
+                    f"the run was archived by an older secmine: move {run.folder} out of the archive and crawl "
+                    "again (`secmine collect --source live`)"
+                ),
+            )
+            transports = Transports(github=ArchiveTransport(source), hf=ArchiveTransport(source))
+            if self.kind == "crawl":
+                for item in execute(run.plan, transports, source=f"live:{run.name}"):
+                    if isinstance(item, Thread):
+                        yield item
+                    else:
+                        self._models[(item["repo_type"], item["repo_id"])] = item
+            else:
+                for requested, thread in execute_rehydrate(run.plan, transports, source=f"live:{run.name}"):
+                    if thread is None:
+                        self.missing.append(requested)
+                        continue
+                    if thread.id != requested:
+                        self.kinds_changed[requested] = thread.id
+                    yield thread
+            source.finish()
+            self.responses += source.served
+        self.consumed = True
+
+
+def replay(archive_dir: str | os.PathLike[str], *, kind: str = "crawl") -> Replayed:
+    """Every thread and model record of an archive's complete runs, in memory (see
+    :class:`ReplayStream`, which the collect stage uses to stream them instead)."""
+    stream = ReplayStream(archive_dir, kind=kind)
+    threads = list(stream.threads())
     return Replayed(
         threads=threads,
-        models=list(models.values()),
-        runs=names,
-        responses=responses,
-        missing=missing,
-        kinds_changed=changed,
+        models=stream.models,
+        runs=stream.runs,
+        responses=stream.responses,
+        missing=stream.missing,
+        kinds_changed=stream.kinds_changed,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,11 +182,14 @@ def finalize(
     outputs: StageOutputs,
     *,
     bots: BotFilter,
-    manifest: dict[str, Any],
-    models: Sequence[dict[str, Any]] | None = None,
+    manifest: dict[str, Any] | Callable[[], dict[str, Any]],
+    models: Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]] | None] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """De-duplicate, drop bots, write the corpus, the summary table and the metrics; return metrics.
+
+    ``manifest`` and ``models`` may be callables, called once ``threads`` is consumed (a replayed
+    archive knows its response count and model records only then).
 
     Streams: threads go to a :class:`~secmine.collect.corpus.Spool` as they come, an external merge
     sort orders and de-duplicates them (the copy kept is :func:`secmine.collect.bots.dedupe`'s),
@@ -210,6 +213,10 @@ def finalize(
             writer.write(counter.add(kept) for kept in map(bots.clean_record, batch) if kept is not None)
         writer.close()
         shutil.rmtree(spool.folder, ignore_errors=True)
+        if callable(manifest):
+            manifest = manifest()
+        if callable(models):
+            models = models()
         bots.stats.duplicates_dropped += spool.duplicates
         stats = counter.stats()
         top_bots = sorted(bots.stats.by_login.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
@@ -283,21 +290,24 @@ def run_replay(
     archive_dir: str | os.PathLike[str], outputs: StageOutputs, *, bots: BotFilter | None = None
 ) -> dict[str, Any]:
     """The corpus rebuilt offline from every complete crawl run of an archive."""
-    from secmine.collect.live import replay
+    from secmine.collect.live import ReplayStream
 
-    replayed = replay(archive_dir)
+    replayed = ReplayStream(archive_dir)  # streamed: the archive is never held in memory
     if not replayed.runs:
         from secmine.collect.http import CollectError
 
         raise CollectError(f"{archive_dir}: no complete crawl run to replay")
-    manifest = {
-        "source": "live",
-        "archive": Path(archive_dir).as_posix(),
-        "runs": replayed.runs,
-        "responses": replayed.responses,
-    }
+
+    def manifest() -> dict[str, Any]:
+        return {
+            "source": "live",
+            "archive": Path(archive_dir).as_posix(),
+            "runs": replayed.runs,
+            "responses": replayed.responses,
+        }
+
     return finalize(
-        replayed.threads, outputs, bots=bots or BotFilter(), manifest=manifest, models=replayed.models
+        replayed.threads(), outputs, bots=bots or BotFilter(), manifest=manifest, models=lambda: replayed.models
     )
 
 
@@ -416,7 +426,7 @@ def run_rehydrate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fetch exactly ``ids`` into an archive, then write them as a corpus (with what was missing)."""
-    from secmine.collect.live import rehydrate, replay
+    from secmine.collect.live import ReplayStream, rehydrate
 
     rehydrate(
         archive_dir,
@@ -428,13 +438,16 @@ def run_rehydrate(
         clock=clock,
         progress=progress,
     )
-    replayed = replay(archive_dir, kind="rehydrate")
-    manifest = {
-        "source": "rehydrate",
-        "archive": Path(archive_dir).as_posix(),
-        "runs": replayed.runs,
-        "requested": len(ids),
-        "missing": sorted(set(replayed.missing)),
-        "kind_changed": dict(sorted(replayed.kinds_changed.items())),
-    }
-    return finalize(replayed.threads, outputs, bots=bots or BotFilter(), manifest=manifest, models=None)
+    replayed = ReplayStream(archive_dir, kind="rehydrate")
+
+    def manifest() -> dict[str, Any]:
+        return {
+            "source": "rehydrate",
+            "archive": Path(archive_dir).as_posix(),
+            "runs": replayed.runs,
+            "requested": len(ids),
+            "missing": sorted(set(replayed.missing)),
+            "kind_changed": dict(sorted(replayed.kinds_changed.items())),
+        }
+
+    return finalize(replayed.threads(), outputs, bots=bots or BotFilter(), manifest=manifest, models=None)
