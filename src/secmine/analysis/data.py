@@ -66,39 +66,10 @@ def load_classified(
 
 def _load_classified_rows(path: Path, labels: set[int], batch_rows: int) -> pd.DataFrame:
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    try:
-        handle = pq.ParquetFile(path)
-        names = handle.schema_arrow.names
-    except Exception as exc:
-        raise AnalysisInputError(f"{path}: unreadable Parquet ({type(exc).__name__}: {exc})") from exc
-    if "id" in names:
-        from secmine.collect.corpus import duckdb_connection
+    from secmine.analysis.classified import iter_classified
 
-        con = duckdb_connection()
-        try:
-            file = path.as_posix().replace("'", "''")
-            rows = con.sql(
-                "SELECT file_row_number, id, count(*) OVER () FROM (SELECT id, file_row_number, row_number() OVER "
-                f"(PARTITION BY id ORDER BY file_row_number) AS k FROM read_parquet('{file}', file_row_number = true) "
-                "WHERE id IS NOT NULL AND id <> '') WHERE k > 1 ORDER BY file_row_number LIMIT 1"
-            ).fetchall()
-        finally:
-            con.close()
-        if rows:
-            row, value, count = rows[0]
-            raise AnalysisInputError(
-                f"{path}, row {row}, field 'id': duplicate id (value {value!r}; {count} bad row(s))"
-            )
-    parts, offset = [], 0
-    for batch in handle.iter_batches(batch_size=batch_rows):
-        frame = batch.to_pandas()
-        checked = check_classified(frame, where=str(path), row_offset=offset)
-        parts.append(checked[checked["label"].isin(labels)])
-        offset += len(frame)
-    if not parts:
-        return check_classified(handle.schema_arrow.empty_table().to_pandas(), where=str(path))
+    parts = [checked[checked["label"].isin(labels)] for checked in iter_classified(path, batch_rows=batch_rows)]
     return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
 
 
