@@ -59,3 +59,21 @@ def test_expected_errors_are_one_line_and_name_the_fix(tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in result.output
     assert lines[0].startswith("error: ") and "none.parquet: not found" in lines[0]
     assert "run the `classify` stage first" in lines[0]
+
+
+def test_every_deps_path_of_a_stage_is_written_by_a_stage_or_is_an_input() -> None:
+    """dvc.yaml's inputs under reports/ and data/ (other than data/external) are outputs of some
+    stage: a dependency named differently from what its stage writes (``train-tagger.ipynb`` for
+    ``train_tagger.ipynb``) makes ``dvc repro`` fail at the last stage."""
+    written: set[str] = set()
+    for stage in DVC["stages"].values():
+        for out in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []):
+            written.add(next(iter(out)) if isinstance(out, dict) else out)
+    missing = []
+    for name, stage in DVC["stages"].items():
+        for dep in stage.get("deps", []):
+            if not dep.startswith(("reports/", "data/", "models/")) or dep.startswith("data/external"):
+                continue
+            if not any(dep == out or dep.startswith(out.rstrip("/") + "/") for out in written):
+                missing.append(f"{name}: {dep}")
+    assert not missing, missing

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secmine.report.page import ReportResult
-from secmine.stages import STAGES, stage_module
+from secmine.stages import STAGES, module_name, stage_module
 from secmine.stages.contract import (
     ROLE_OUTPUT,
     StageParams,
@@ -61,7 +61,7 @@ class Paths(StagePaths):
     metrics_dir: Path = input_files(*_upstream_outputs("metrics"), help="every stage's metrics")
     reports_tables: Path = input_files(*_upstream_outputs("tables"), help="the stages' tables")
     reports_figures: Path = input_files(*_upstream_outputs("figures"), help="the stages' figures")
-    notebooks_dir: Path = input_files(*(f"{s}.ipynb" for s in UPSTREAM), help="the executed notebooks")
+    notebooks_dir: Path = input_files(*(f"{module_name(s)}.ipynb" for s in UPSTREAM), help="the executed notebooks")
     manifest: Path = input_path(made_by="external", help="checksums of the external data")
     parameters: Path = input_path(help="params.yaml, shown in full")
     source_code: Path = input_path(help="the package, named by its content on the page")
@@ -73,7 +73,7 @@ class Paths(StagePaths):
     page: Path = output_path(help="the report page")
     paper_tables_dir: Path = output_files("fig1_funnel.csv")
     paper_figures_dir: Path = output_files("fig1_funnel.png", "fig1_funnel.svg")
-    notebooks_html: Path = output_files(*(f"{s}.html" for s in UPSTREAM), help="the executed notebooks as HTML")
+    notebooks_html: Path = output_files(*(f"{module_name(s)}.html" for s in UPSTREAM), help="the executed notebooks as HTML")
 
 
 Result = ReportResult
