@@ -155,3 +155,25 @@ def test_tag_stage(tmp_path: Path) -> None:
     estimates = result.tables["taxonomy_prevalence"]
     assert estimates["ppi_share"].notna().all() and (estimates["ppi_coded_posts"] == len(coded)).all()
     assert result.tables["ppi_coverage"]["n"].tolist() == [20, 40]  # 70 leaves fewer than 20 uncoded
+
+
+def test_tag_does_not_write_into_the_tagger_stages_embedding_cache(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The saved tagger's card names the train-tagger stage's embedding cache (a DVC output of that
+    stage); tagging writes none of it, or `dvc status` would see train-tagger's output changed."""
+    from secmine.taxonomy import prevalence
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def load(directory, **kwargs):  # noqa: ANN001, ANN202
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(prevalence.Tagger, "load", staticmethod(load))
+    try:
+        run_tag(tmp_path / "model", tmp_path / "classified.parquet", tmp_path / "corpus", write=False)
+    except Stop:
+        pass
+    assert seen.get("embedding_cache") == ""

@@ -367,7 +367,9 @@ def run_tag(
 
     params = params or TagParams()
     sample_params = sample_params or SampleParams()
-    tagger = Tagger.load(model_dir, num_threads=params.num_threads)
+    # embeddings in memory only: the card's cache folder is the train-tagger stage's output, which
+    # this stage must not change (DVC would then see train-tagger's output modified and rerun it)
+    tagger = Tagger.load(model_dir, num_threads=params.num_threads, embedding_cache="")
     frame = (
         check_classified(classified, where="classified frame")
         if classified is not None
