@@ -302,3 +302,27 @@ def test_command_line_normalises_and_reports_bad_files(tmp_path: Path, capsys: p
     (tmp_path / "bad.ipynb").write_text("{")
     assert notebooks.main([str(tmp_path / "bad.ipynb")]) == 1
     assert "bad.ipynb: not a readable notebook" in capsys.readouterr().out
+
+
+def test_printed_durations_are_masked_and_the_rest_kept() -> None:
+    """Two runs of the train and train-tagger notebooks differed only in the seconds they print and
+    in transformers.Trainer's run times; the normaliser masks exactly those."""
+    from secmine.report.notebooks import normalise_node
+
+    def run(seconds: int, runtime: str) -> dict:
+        text = (f"tfidf_logreg: CV MCC 0.713 over 3 fold score(s) (10 trial(s), {seconds} s)\n"
+                f"finetune: fold 1/3 done ({seconds} s)\n"
+                f"{{'train_runtime': '{runtime}', 'train_samples_per_second': '{runtime}', "
+                f"'train_steps_per_second': '0.3', 'train_loss': '0.505', 'epoch': '1'}}\n"
+                "kept: (n = 5) and 12 s without a parenthesis\n")
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("train()")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        nb.cells = [cell]
+        return normalise_node(nb, roots=[])
+
+    one, two = run(34, "329.6"), run(45, "215.3")
+    assert one["cells"][0]["outputs"] == two["cells"][0]["outputs"]
+    text = one["cells"][0]["outputs"][0]["text"]
+    assert "(10 trial(s), … s)" in text and "done (… s)" in text and "'train_runtime': '…'" in text
+    assert "'train_loss': '0.505'" in text and "kept: (n = 5) and 12 s without a parenthesis" in text

@@ -6,8 +6,10 @@ nbclient's cell and notebook metadata), the kernel's widget state, progress outp
 streams, which is where tqdm and warnings write, widget-view outputs, and carriage-return redraws
 left in ``stdout``), object addresses (``at 0x7f...``) and absolute paths (the project root and
 the external data folder become relative); execution counts are renumbered 1, 2, ... in cell
-order.  What it cannot make stable it cannot know about: a cell that *prints* a duration or a
-rate (``... in 12 s``) still differs, so notebooks must not print timings.
+order.  Durations printed to ``stdout`` are masked with ``…`` (:data:`DURATION_PATTERNS`): the
+seconds that close a parenthesis (``(10 trial(s), 34 s)``, ``fold 1/3 done (7 s)``) and the run
+times and rates that ``transformers.Trainer`` prints (``'train_runtime': '329.6'``).  Any other
+printed duration or rate still differs between runs, so notebooks must not print one.
 
 :func:`export_html` writes the notebook as one self-contained HTML file (nbconvert's ``lab``
 template, images inline) with every script and stylesheet the template would fetch from a CDN
@@ -26,6 +28,14 @@ NOTEBOOK_TIMING_KEYS = ("start_time", "end_time", "duration")
 CELL_METADATA_DROP = ("execution", "ExecuteTime")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")
+#: Durations that differ from run to run, masked in stdout: ``(pattern, replacement)``.
+DURATION_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # seconds closing a parenthesis, after "(" or ", ": "(10 trial(s), 34 s)", "done (7 s)"
+    (re.compile(r"(?:(?<=\()|(?<=, ))\d+(?:\.\d+)? s\)"), "… s)"),
+    # transformers.Trainer's log dict: run times and throughputs of train/eval/test/predict
+    (re.compile(r"('(?:train|eval|test|predict)_(?:runtime|samples_per_second|steps_per_second)': )'?[0-9.]+'?"),
+     r"\1'…'"),
+)
 _EXTERNAL_SCRIPT_RE = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>\s*", re.IGNORECASE)
 _CDN_INLINE_SCRIPT_RE = re.compile(
     r"<script\b[^>]*>(?:(?!</script>).)*?https?://cdn[^\"'\s]*(?:(?!</script>).)*?</script>\s*", re.IGNORECASE | re.DOTALL
@@ -57,6 +67,12 @@ def _relative(text: str, roots: Iterable[Path]) -> str:
     for root in roots:
         text = text.replace(str(root) + os.sep, "").replace(str(root), ".")
     return _ADDRESS_RE.sub("", text)
+
+
+def _mask_durations(text: str) -> str:
+    for pattern, replacement in DURATION_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _collapse_carriage_returns(text: str) -> str:
@@ -112,7 +128,7 @@ def normalise_node(nb: Any, *, roots: Iterable[Path] | None = None) -> Any:
                 if output.get("name") == "stderr":
                     continue
                 text = "".join(output["text"]) if isinstance(output.get("text"), list) else output.get("text", "")
-                text = _relative(_collapse_carriage_returns(text), roots)
+                text = _mask_durations(_relative(_collapse_carriage_returns(text), roots))
                 if not text.strip():
                     continue
                 output["text"] = text
