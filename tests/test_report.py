@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -326,3 +327,34 @@ def test_printed_durations_are_masked_and_the_rest_kept() -> None:
     text = one["cells"][0]["outputs"][0]["text"]
     assert "(10 trial(s), … s)" in text and "done (… s)" in text and "'train_runtime': '…'" in text
     assert "'train_loss': '0.505'" in text and "kept: (n = 5) and 12 s without a parenthesis" in text
+
+
+def test_stdout_split_and_progress_displays_do_not_change_the_notebook() -> None:
+    """Two runs of the train-tagger notebook: the kernel split the same printing into different
+    stream messages, a tqdm bar showed as plain text at a different state, and the ranking line
+    printed other run times ("in 19 s"); normalised, the outputs are the same."""
+    from secmine.report.notebooks import normalise_node
+
+    lines = ["594 coded posts\n", "tfidf_logreg: fold 1/3 done (7 s)\n", "zero_shot: fold 1/3 done (1 s)\n"]
+
+    def run(split: list[int], bar: str, seconds: int) -> dict:
+        cell = nbformat.v4.new_code_cell("compare()")
+        cuts = [0, *split, len(lines)]
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="".join(lines[a:b]))
+                        for a, b in itertools.pairwise(cuts)]
+        cell.outputs.insert(1, nbformat.v4.new_output("display_data", data={"text/plain": bar}))
+        cell.outputs.append(nbformat.v4.new_output(
+            "stream", name="stdout", text=f"chosen tagger: embed_logreg; tfidf_logreg 0.496 in {seconds} s, zero_shot 0.436 in 2 s\n"))
+        cell.outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": "a table, not a bar"}))
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [cell]
+        return normalise_node(nb, roots=[])
+
+    one = run([1], "Loading weights:   0%|          | 0/103 [00:00<?, ?it/s]", 19)
+    two = run([1, 2], "Loading weights:  40%|####      | 41/103 [00:01<00:02, 30.1it/s]", 23)
+    assert one["cells"][0]["outputs"] == two["cells"][0]["outputs"]
+    outputs = one["cells"][0]["outputs"]
+    assert [o["output_type"] for o in outputs] == ["stream", "display_data"]  # one stdout stream, the table kept
+    assert outputs[0]["text"] == ("594 coded posts\ntfidf_logreg: fold 1/3 done (… s)\nzero_shot: fold 1/3 done (… s)\n"
+                                  "chosen tagger: embed_logreg; tfidf_logreg 0.496 in … s, zero_shot 0.436 in … s\n")
+    assert outputs[1]["data"]["text/plain"] == "a table, not a bar"

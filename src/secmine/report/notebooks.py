@@ -4,9 +4,10 @@
 inputs give the same file: it removes execution timestamps and durations (papermill's and
 nbclient's cell and notebook metadata), the kernel's widget state, progress output (``stderr``
 streams, which is where tqdm and warnings write, widget-view outputs, and carriage-return redraws
-left in ``stdout``), object addresses (``at 0x7f...``) and absolute paths (the project root and
+left in ``stdout``, and tqdm bars displayed as plain text), object addresses (``at 0x7f...``) and absolute paths (the project root and
 the external data folder become relative); execution counts are renumbered 1, 2, ... in cell
-order.  Durations printed to ``stdout`` are masked with ``…`` (:data:`DURATION_PATTERNS`): the
+order, and consecutive ``stdout`` streams are merged into one output (how the kernel splits a
+cell's printing into messages depends on timing).  Durations printed to ``stdout`` are masked with ``…`` (:data:`DURATION_PATTERNS`): the
 seconds that close a parenthesis (``(10 trial(s), 34 s)``, ``fold 1/3 done (7 s)``) and the run
 times and rates that ``transformers.Trainer`` prints (``'train_runtime': '329.6'``).  Any other
 printed duration or rate still differs between runs, so notebooks must not print one.
@@ -28,10 +29,14 @@ NOTEBOOK_TIMING_KEYS = ("start_time", "end_time", "duration")
 CELL_METADATA_DROP = ("execution", "ExecuteTime")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")
+#: a tqdm bar as text (``Loading weights:  40%|####      | 41/103 [00:01<00:02, 30.1it/s]``)
+PROGRESS_BAR_RE = re.compile(r"\d+%\|[^|\n]*\|\s*[\d.]+[kMG]?/\S+\s*\[")
 #: Durations that differ from run to run, masked in stdout: ``(pattern, replacement)``.
 DURATION_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # seconds closing a parenthesis, after "(" or ", ": "(10 trial(s), 34 s)", "done (7 s)"
     (re.compile(r"(?:(?<=\()|(?<=, ))\d+(?:\.\d+)? s\)"), "… s)"),
+    # a run time after "in": "tfidf_logreg 0.496 in 19 s, embed_logreg 0.520 in 58 s"
+    (re.compile(r"(?<= in )\d+(?:\.\d+)? s\b"), "… s"),
     # transformers.Trainer's log dict: run times and throughputs of train/eval/test/predict
     (re.compile(r"('(?:train|eval|test|predict)_(?:runtime|samples_per_second|steps_per_second)': )'?[0-9.]+'?"),
      r"\1'…'"),
@@ -78,6 +83,16 @@ def _mask_durations(text: str) -> str:
 def _collapse_carriage_returns(text: str) -> str:
     """What a terminal shows: in each line, only what follows the last ``\\r``."""
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def _is_progress_display(data: dict[str, Any]) -> bool:
+    """Whether a display's only content is a progress bar as plain text (what tqdm shows without
+    widgets): its last state depends on timing."""
+    if set(data) != {"text/plain"}:
+        return False
+    text = data["text/plain"]
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return bool(PROGRESS_BAR_RE.search(text))
 
 
 def _clean_text(value: Any, roots: list[Path]) -> Any:
@@ -132,10 +147,14 @@ def normalise_node(nb: Any, *, roots: Iterable[Path] | None = None) -> Any:
                 if not text.strip():
                     continue
                 output["text"] = text
+                previous = outputs[-1] if outputs else None
+                if previous is not None and previous.get("output_type") == "stream" and previous.get("name") == "stdout":
+                    previous["text"] = previous["text"] + text
+                    continue
             elif kind in ("display_data", "execute_result"):
                 data = output.get("data", {})
                 data.pop(WIDGET_VIEW, None)
-                if not data:
+                if not data or (kind == "display_data" and _is_progress_display(data)):
                     continue
                 for mime in list(data):
                     if mime.startswith("text/") or mime in ("application/json",):
@@ -221,8 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["NETWORK_LOAD_RE", "main", "NotebookError", "export_html", "normalise_node", "normalise_notebook",
-           "strip_network_loads"]
+__all__ = [
+    "NETWORK_LOAD_RE",
+    "NotebookError",
+    "export_html",
+    "main",
+    "normalise_node",
+    "normalise_notebook",
+    "strip_network_loads",
+]
 
 
 if __name__ == "__main__":  # pragma: no cover
