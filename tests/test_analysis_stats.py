@@ -78,6 +78,16 @@ def test_proportion_table_groups_and_total() -> None:
     assert table.loc["all", "ci_high"] == pytest.approx(_wilson_by_hand(15, 30)[1], abs=1e-6)
 
 
+def test_weighted_proportion_table_equals_the_repeated_rows() -> None:
+    counted = pd.DataFrame({"source": ["b", "a", "a", "b", "c"], "flag": [True, True, False, False, False],
+                            "n": [3, 5, 15, 7, 2]})
+    repeated = counted.loc[counted.index.repeat(counted["n"]), ["source", "flag"]].reset_index(drop=True)
+    weighted = stats.proportion_table(counted, ["source"], "flag", weight="n", confidence=0.9, digits=4)
+    pd.testing.assert_frame_equal(weighted, stats.proportion_table(repeated, ["source"], "flag", confidence=0.9, digits=4))
+    assert weighted["source"].tolist() == ["a", "b", "c", "all"] and weighted["n"].tolist() == [20, 10, 2, 32]
+    assert weighted.loc[weighted["source"] == "c", "count"].item() == 0
+
+
 # -- concentration -----------------------------------------------------------------------------
 
 

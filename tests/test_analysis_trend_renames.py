@@ -43,6 +43,25 @@ def test_yearly_reports_leave_out_the_partial_year_and_mark_what_the_run_lacks()
     assert list(reports.table.columns) == ["year", "platform", "this_run", "paper"]
 
 
+def test_weighted_yearly_reports_equal_one_row_per_thread() -> None:
+    """A counted frame (each row stands for ``n`` threads) gives the table and notes of its rows
+    repeated: the partial year, the undated threads and the last complete year included."""
+    rows = [("github", "issue", "o/a", i, f"{2022 + i % 3}-05-01T00:00:00Z", i % 2) for i in range(6)]
+    rows += [("github", "issue", "o/a", 100, "2024-06-30T00:00:00Z", 0), ("github", "discussion", "o/a", 7, None, 1),
+             ("huggingface", "discussion", "org/m", 1, "2023-03-01T00:00:00Z", 1)]
+    counted = _classified(rows)
+    counted["n"] = counted["number"].map({0: 4, 1: 2, 2: 1, 3: 3, 4: 5, 5: 7, 100: 2, 7: 3}).where(
+        counted["platform"] == "github", 6)
+    repeated = counted.loc[counted.index.repeat(counted["n"])].drop(columns="n").reset_index(drop=True)
+    weighted, plain = trend.yearly_reports(counted, weight="n"), trend.yearly_reports(repeated)
+    pd.testing.assert_frame_equal(weighted.table, plain.table)
+    assert weighted.notes == plain.notes and weighted.last_complete_year == plain.last_complete_year == 2023
+    notes = " ".join(weighted.notes)
+    assert "2024 left out (7 security threads)" in notes and "3 security threads have no creation date" in notes
+    table = weighted.table.set_index(["platform", "year"])["this_run"]
+    assert (table[("GitHub", 2022)], table[("GitHub", 2023)], table[("Hugging Face", 2023)]) == (3, 2, 6)
+
+
 def test_a_year_ending_on_31_december_is_complete() -> None:
     created = pd.Series(["2023-01-01T00:00:00Z", "2023-12-31T23:00:00Z"])
     assert trend.last_complete_year(created) == 2023

@@ -72,51 +72,6 @@ RATE_BASIS_UNSELECTED = "threads not selected as security posts"
 RATE_BASIS_NONE = "none: every thread was selected as a security post"
 
 
-def thread_origins(corpus: str | os.PathLike[str] | pd.DataFrame | None, ids: Any) -> pd.Series | None:
-    """Where each thread of ``ids`` came from (``snapshot``, ``live``, ``replication``: the part of
-    the corpus ``source`` column before the colon), indexed by id; None without a corpus or a
-    ``source`` column."""
-    import pandas as pd
-
-    if corpus is None:
-        return None
-    if isinstance(corpus, pd.DataFrame):
-        frame = corpus
-    else:
-        if not Path(corpus).exists():
-            return None
-        return _corpus_origins(Path(corpus), ids)
-    if "source" not in frame.columns:
-        return None
-    origins = frame.set_index("id")["source"].astype(str).str.split(":").str[0]
-    return origins[~origins.index.duplicated()].reindex(pd.Index(ids)).fillna("")
-
-
-def _corpus_origins(corpus: Path, ids: Any) -> pd.Series:
-    """:func:`thread_origins` from a corpus folder, in Arrow: only ``id`` and ``source`` are read,
-    batch by batch, the origin (the part of ``source`` before the colon) is dictionary-encoded and
-    joined to ``ids`` by :func:`pyarrow.compute.index_in` (no Python object per corpus thread)."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from secmine.collect.corpus import iter_batches
-
-    id_parts, origin_parts = [], []
-    for batch in iter_batches(corpus, columns=["id", "source"]):
-        id_parts.append(batch.column("id"))
-        origin_parts.append(pc.list_element(pc.split_pattern(batch.column("source"), ":", max_splits=1), 0))
-    index = pd.Index(ids)
-    if not id_parts:
-        return pd.Series([""] * len(index), index=index, dtype=object)
-    corpus_ids = pa.chunked_array(id_parts, pa.string()).combine_chunks()
-    origins = pa.chunked_array(origin_parts, pa.string()).combine_chunks()
-    wanted = pa.array(index.astype(str), pa.string())
-    found = pc.fill_null(pc.take(origins, pc.index_in(wanted, value_set=corpus_ids)), "")
-    values = found.to_pandas()  # one Python object per distinct origin (deduplicated)
-    return pd.Series(values.to_numpy(dtype=object), index=index, dtype=object)
-
-
 def selected_mask(classified: pd.DataFrame) -> Any:
     """True for threads that were selected as security posts (``origin`` in :data:`SELECTED_ORIGINS`:
     the replication package's coded posts); all False without an ``origin`` column."""
@@ -271,7 +226,8 @@ def security_by_source(classified: pd.DataFrame, confidence: float = 0.95) -> pd
     frame["_security_n"] = frame["is_security"] * n
     frame["_selected_n"] = selected * n
     unselected = frame[~frame["_selected"]]
-    rates = _proportion_table(unselected, "source", "is_security", confidence, weight="_n")
+    rates = stats.proportion_table(unselected, ["source"], "is_security", weight="_n", confidence=confidence,
+                                   digits=DIGITS)
     rates = rates.rename(columns={"n": "rate_threads", "count": "rate_security"})
     totals = frame.groupby("source").agg(
         threads=("_n", "sum"), security=("_security_n", "sum"), selected=("_selected_n", "sum")
@@ -774,7 +730,8 @@ def hf_model_tables(
     )
     out = {}
     for name, column in (("hf_by_pipeline_task", "pipeline_task"), ("hf_base_vs_downstream", "model_role")):
-        table = _proportion_table(hf.assign(_n=_weights(hf)), column, "is_security", confidence, weight="_n")
+        table = stats.proportion_table(hf.assign(_n=_weights(hf)), [column], "is_security", weight="_n",
+                                       confidence=confidence, digits=DIGITS)
         models_per = hf.groupby(column)["repo"].nunique()
         table.insert(1, "models", [int(models_per.get(v, hf["repo"].nunique())) for v in table[column]])
         table = table.rename(columns={"n": "threads", "count": "security"})
@@ -1048,7 +1005,7 @@ def run_rq1(
         result.notes.append(f"This run's projects: {run_renames.summary()}.")
     t["top_projects"] = top_projects(counts, params.top_n)
     t["concentration"] = concentration_table(counts)
-    yearly = _yearly_reports(frame)
+    yearly = trend.yearly_reports(frame, weight="n" if "n" in frame.columns else None)
     t["fig2_yearly"] = yearly.table
     result.notes.extend(f"Fig. 2: {note}" for note in yearly.notes)
     undated = int(weights[frame["created"].isna().to_numpy()].sum())
@@ -1326,46 +1283,6 @@ def _metrics(
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def _proportion_table(frame: pd.DataFrame, by: str, flag: str, confidence: float, *, weight: str) -> pd.DataFrame:
-    """:func:`secmine.analysis.stats.proportion_table` over rows that each stand for ``weight``
-    threads: per value of ``by``, ``n`` threads, ``count`` of them with ``flag``, the proportion and
-    its Wilson interval, and an ``all`` row."""
-    import pandas as pd
-
-    work = pd.DataFrame(
-        {by: frame[by].to_numpy(), "_n": frame[weight].to_numpy(dtype="int64"),
-         "_k": frame[flag].to_numpy(dtype=bool) * frame[weight].to_numpy(dtype="int64")}
-    )
-    sums = work.groupby(by, sort=True, dropna=False)[["_n", "_k"]].sum()
-    keys = [*sums.index, "all"]
-    n = [*(int(v) for v in sums["_n"]), int(work["_n"].sum())]
-    k = [*(int(v) for v in sums["_k"]), int(work["_k"].sum())]
-    rows = []
-    for key, total, count in zip(keys, n, k):
-        low, high = stats.wilson_interval(count, total, confidence)
-        rows.append({by: key, "n": total, "count": count,
-                     "proportion": round(count / total, DIGITS) if total else math.nan,
-                     "ci_low": round(low, DIGITS), "ci_high": round(high, DIGITS)})
-    return pd.DataFrame(rows, columns=[by, "n", "count", "proportion", "ci_low", "ci_high"])
-
-
-def _yearly_reports(frame: pd.DataFrame) -> Any:
-    """:func:`secmine.analysis.trend.yearly_reports` of a counted frame: it counts rows, so it gets
-    one row per security thread (the counted rows repeated ``n`` times: as many rows as security
-    threads, two small columns) and, for the corpus's last date, the latest non-security row."""
-    import pandas as pd
-
-    from secmine.analysis import trend
-
-    columns = ["platform", "created", "label"]
-    security = frame[frame["label"] == 1]
-    rows = security.loc[security.index.repeat(_weights(security)), columns]
-    others = frame[(frame["label"] != 1) & frame["created"].notna()]
-    if len(others):
-        rows = pd.concat([rows, others.loc[[others["created"].idxmax()], columns]])
-    return trend.yearly_reports(rows.reset_index(drop=True))
 
 
 def _weights(frame: pd.DataFrame) -> np.ndarray:

@@ -48,22 +48,28 @@ def proportion_table(
     by: Sequence[str],
     flag: str,
     *,
+    weight: str | None = None,
     confidence: float = 0.95,
     digits: int = 6,
 ) -> pd.DataFrame:
     """Per group of ``by``: ``n`` rows, ``count`` rows where ``flag`` is true, ``proportion`` and
-    its Wilson interval (``ci_low``, ``ci_high``), plus an ``all`` row over every group."""
+    its Wilson interval (``ci_low``, ``ci_high``), plus an ``all`` row over every group.
+
+    ``weight``: a column of integer counts, when each row stands for that many items (a counted
+    frame): ``n`` and ``count`` then sum it instead of counting rows."""
     import pandas as pd
 
     by = list(by)
+    flags = frame[flag].to_numpy(dtype=bool)
+    n = frame[weight].to_numpy(dtype="int64") if weight is not None else np.ones(len(frame), dtype="int64")
+    work = pd.DataFrame({f"_by{i}": frame[column].to_numpy() for i, column in enumerate(by)})
+    work["_n"], work["_k"] = n, flags * n
+    sums = work.groupby([f"_by{i}" for i in range(len(by))], sort=True, dropna=False)[["_n", "_k"]].sum()
     rows = []
-    grouped = frame.groupby(by, sort=True, dropna=False)[flag]
-    for key, values in grouped:
+    for key, total, count in zip(sums.index, sums["_n"], sums["_k"], strict=True):
         key = key if isinstance(key, tuple) else (key,)
-        rows.append(dict(zip(by, key)) | _prop_row(int(values.sum()), int(values.size), confidence, digits))
-    total = {column: "all" for column in by} | _prop_row(
-        int(frame[flag].sum()), len(frame), confidence, digits
-    )
+        rows.append(dict(zip(by, key, strict=True)) | _prop_row(int(count), int(total), confidence, digits))
+    total = {column: "all" for column in by} | _prop_row(int(work["_k"].sum()), int(work["_n"].sum()), confidence, digits)
     rows.append(total)
     return pd.DataFrame(rows, columns=[*by, "n", "count", "proportion", "ci_low", "ci_high"])
 

@@ -55,9 +55,10 @@ def last_complete_year(created: pd.Series) -> int | None:
     return int(latest.year) if (latest.month, latest.day) == (12, 31) else int(latest.year) - 1
 
 
-def run_counts(classified: pd.DataFrame) -> pd.DataFrame:
+def run_counts(classified: pd.DataFrame, *, weight: str | None = None) -> pd.DataFrame:
     """Dated security threads per ``platform`` (GitHub / Hugging Face) and ``year``: ``platform,
-    year, this_run``.  ``classified`` needs ``platform``, ``label`` and ``created`` (UTC) columns."""
+    year, this_run``.  ``classified`` needs ``platform``, ``label`` and ``created`` (UTC) columns;
+    ``weight`` names a column of thread counts when each row stands for that many threads."""
     import pandas as pd
 
     dated = classified[(classified["label"] == 1) & classified["created"].notna()]
@@ -68,9 +69,10 @@ def run_counts(classified: pd.DataFrame) -> pd.DataFrame:
         {
             "platform": dated["platform"].map(lambda p: PLATFORM_OF.get(p, p)).to_numpy(),
             "year": dated["created"].dt.year.astype("int64").to_numpy(),
+            "n": dated[weight].to_numpy(dtype="int64") if weight is not None else 1,
         }
     )
-    return frame.groupby(["platform", "year"]).size().rename("this_run").reset_index()
+    return frame.groupby(["platform", "year"])["n"].sum().astype("int64").rename("this_run").reset_index()
 
 
 def yearly_reports(
@@ -78,15 +80,17 @@ def yearly_reports(
     *,
     last_year: int | None = None,
     first_year: int | None = None,
+    weight: str | None = None,
 ) -> YearlyReports:
     """The Fig. 2 table: for each platform, every year from the first with a report (the run's or
     the paper's, or ``first_year``) to the last complete one (or ``last_year``), the run's count
     and the paper's; a year outside a series' span is an empty cell, a year inside it with no
-    report is 0."""
+    report is 0.  ``weight``: a column of thread counts when each row stands for that many threads
+    (a counted frame)."""
     import numpy as np
     import pandas as pd
 
-    counts = run_counts(classified)
+    counts = run_counts(classified, weight=weight)
     complete = last_complete_year(classified["created"]) if "created" in classified.columns else None
     end = last_year if last_year is not None else complete
     notes: list[str] = []
@@ -97,7 +101,9 @@ def yearly_reports(
         why = (f"the corpus ends on {latest.date().isoformat()}" if latest is not None and last_year is None
                else f"last_year = {end}")
         notes.append(f"{', '.join(map(str, dropped))} left out ({n:,} security threads): a partial year ({why}).")
-    undated = int(((classified["label"] == 1) & classified["created"].isna()).sum())
+    undated_rows = ((classified["label"] == 1) & classified["created"].isna()).to_numpy()
+    undated = int(classified[weight].to_numpy(dtype="int64")[undated_rows].sum() if weight is not None
+                  else undated_rows.sum())
     if undated:
         notes.append(f"{undated:,} security threads have no creation date (e.g. replication posts) and are not counted.")
     rows = []
