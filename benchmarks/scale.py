@@ -230,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     if top.peak_bytes / GIB > args.max_peak_gib:
         print(f"FAILED: {top.stage} peaks at {top.peak_bytes / GIB:.2f} GiB (> {args.max_peak_gib} GiB)")
         status = 1
-    print(f"peak RSS growth exponent {worst_memory:.2f}, time growth exponent {worst_time:.2f}, "
+    if not exponents:  # one size: a growth exponent needs two
+        print("one corpus size only: no growth exponent (add a smaller size, e.g. --factors 16 --full)")
+    memory_text, time_text = (f"{worst_memory:.2f}", f"{worst_time:.2f}") if exponents else ("n/a", "n/a")
+    print(f"peak RSS growth exponent {memory_text}, time growth exponent {time_text}, "
           f"largest stage peak {top.peak_bytes / GIB:.2f} GiB at {largest} threads")
     return status
 

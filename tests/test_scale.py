@@ -151,6 +151,39 @@ def test_partition_writer_rejects_out_of_order(tmp_path: Path) -> None:
         writer.write([*records, records[0]])
 
 
+def test_sorted_runs_write_few_row_groups_bounded_by_text(tmp_path: Path) -> None:
+    """A merge holds the footer of every run it reads, and a footer grows with its row groups: runs
+    are written in row groups bounded by text (and rows), not in groups of ``read_rows`` records."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from secmine.collect import corpus as corpus_module
+    from secmine.collect.corpus import SortedRuns
+
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    rng = random.Random(5)
+    records = [{"id": f"t{rng.randrange(10**9):09d}", "text": "x" * rng.choice([10, 10, 10, 3_000])} for _ in range(6_000)]
+    runs = SortedRuns(tmp_path / "runs", schema, key=lambda r: r["id"], run_bytes=4_000_000, read_rows=32,
+                      record_size=lambda r: 40 + len(r["text"]), group_bytes=100_000)
+    for record in records:
+        runs.add(record, 40 + len(record["text"]))
+    runs._write_run()
+    assert len(runs.runs) >= 2
+    for file in runs.runs:
+        meta = pq.ParquetFile(file).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        table = pq.read_table(file)
+        start = 0
+        for rows in sizes:  # each group: at most BATCH_ROWS rows, and its text under the bound plus one record
+            text = sum(40 + len(t) for t in table.column("text").to_pylist()[start:start + rows])
+            assert rows <= corpus_module.BATCH_ROWS and text - 3_040 < 100_000
+            start += rows
+        assert meta.num_row_groups <= meta.num_rows / 32 / 2  # far fewer than one group per 32 records
+    merged = list(runs.merged())
+    assert [r["id"] for r in merged] == sorted(r["id"] for r in records)
+    assert sorted(map(str, merged)) == sorted(map(str, records))
+
+
 def test_spool_dedupes_as_dedupe_does(tmp_path: Path) -> None:
     rng = random.Random(3)
     sources = ["live:run-1", "snapshot:f", "replication:x"]

@@ -57,6 +57,10 @@ BATCH_ROWS = 2_000
 COMPRESSION = "zstd"
 FAN_IN = 12  # runs merged at once (more are merged in groups first)
 RUN_BYTES = 32 << 20  # text per sorted run of the external sort (Python holds about 3x that)
+# text per row group of a sorted run: a reader holds one (decoded page by page), and a merge holds
+# the footer of each run it reads, whose size grows with the number of row groups -- fixed-row
+# groups of 32 threads gave 2.2 M threads' runs footers of 1.3 GB in all, bounded groups a few MB
+RUN_GROUP_BYTES = 4 << 20
 DUCKDB_MEMORY = "512MB"  # DuckDB's memory limit for the out-of-core sorts (it spills to disk beyond it)
 
 # Hugging Face model metadata and the GitHub repository each model links to.
@@ -259,10 +263,12 @@ class SortedRuns:
     """An external merge sort of records (dicts) with a fixed Arrow ``schema``.
 
     :meth:`add` buffers records; when the buffer holds about ``run_bytes`` of text it is sorted by
-    ``key`` and written as a Parquet run file in ``folder``.  :meth:`merged` merges the runs with
-    :func:`heapq.merge` (stable: among equal keys, records keep the order they were added in),
-    reading each run ``read_rows`` records (one row group) at a time.  Memory: one buffer plus
-    ``read_rows`` records per run (a few hundred runs for millions of threads).
+    ``key`` and written as a Parquet run file in ``folder``, in row groups of at most
+    ``group_bytes`` of text (``record_size`` estimates a record's; without it, 256 bytes) and
+    :data:`BATCH_ROWS` records.  :meth:`merged` merges the runs with :func:`heapq.merge` (stable:
+    among equal keys, records keep the order they were added in), at most :data:`FAN_IN` at once,
+    reading each run ``read_rows`` records at a time.  Memory: one buffer, plus per run being
+    merged its footer (a few KB per row group) and the pages of ``read_rows`` records.
     """
 
     def __init__(
@@ -273,6 +279,8 @@ class SortedRuns:
         *,
         run_bytes: int | None = None,
         read_rows: int = 32,
+        record_size: Callable[[dict[str, Any]], int] | None = None,
+        group_bytes: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -280,6 +288,8 @@ class SortedRuns:
         self.key = key
         self.run_bytes = run_bytes or RUN_BYTES
         self.read_rows = read_rows
+        self.record_size = record_size
+        self.group_bytes = group_bytes or RUN_GROUP_BYTES
         self.rows = 0
         self.runs: list[Path] = []
         self._buffer: list[dict[str, Any]] = []
@@ -297,7 +307,7 @@ class SortedRuns:
             return
         self._buffer.sort(key=self.key)
         file = self.folder / f"run-{len(self.runs):05d}.parquet"
-        self._write_records(file, self._buffer)  # small row groups: the merge holds one per run
+        self._write_records(file, self._buffer)
         self.runs.append(file)
         self._buffer = []
         self._bytes = 0
@@ -305,7 +315,7 @@ class SortedRuns:
     def _read(self, file: Path) -> Iterator[dict[str, Any]]:
         import pyarrow.parquet as pq
 
-        # no read-ahead: a merge of hundreds of runs holds one small row group of each
+        # no read-ahead: a merge holds the pages of a few records of each run
         handle = pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 16)
         for batch in handle.iter_batches(batch_size=self.read_rows, use_threads=False):
             yield from batch.to_pylist()
@@ -315,17 +325,24 @@ class SortedRuns:
         import pyarrow.parquet as pq
 
         names = self.schema.names
+        size = self.record_size
+
         with pq.ParquetWriter(file, self.schema, compression="lz4", write_statistics=False) as writer:
             chunk: list[dict[str, Any]] = []
+            chunk_bytes = 0
+
+            def flush() -> None:  # one row group
+                writer.write_table(pa.Table.from_pydict({n: [r.get(n) for r in chunk] for n in names},
+                                                        schema=self.schema), row_group_size=len(chunk))
+
             for record in records:
                 chunk.append(record)
-                if len(chunk) >= BATCH_ROWS:
-                    writer.write_table(pa.Table.from_pydict({n: [r.get(n) for r in chunk] for n in names},
-                                                            schema=self.schema), row_group_size=self.read_rows)
-                    chunk = []
+                chunk_bytes += size(record) if size is not None else 256
+                if len(chunk) >= BATCH_ROWS or chunk_bytes >= self.group_bytes:
+                    flush()
+                    chunk, chunk_bytes = [], 0
             if chunk:
-                writer.write_table(pa.Table.from_pydict({n: [r.get(n) for r in chunk] for n in names},
-                                                        schema=self.schema), row_group_size=self.read_rows)
+                flush()
 
     def merged(self) -> Iterator[dict[str, Any]]:
         """Every record added, in ``key`` order (runs are deleted once read).
@@ -386,7 +403,8 @@ class Spool:
         self.folder = Path(folder)
         self.batch_rows = batch_rows or BATCH_ROWS
         self.duplicates = 0
-        self._runs = SortedRuns(self.folder, self._spool_schema(), self._key, run_bytes=run_bytes)
+        self._runs = SortedRuns(self.folder, self._spool_schema(), self._key, run_bytes=run_bytes,
+                                record_size=_record_size)
 
     @property
     def rows(self) -> int:
