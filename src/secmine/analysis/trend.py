@@ -101,9 +101,8 @@ def yearly_reports(
         why = (f"the corpus ends on {latest.date().isoformat()}" if latest is not None and last_year is None
                else f"last_year = {end}")
         notes.append(f"{', '.join(map(str, dropped))} left out ({n:,} security threads): a partial year ({why}).")
-    undated_rows = ((classified["label"] == 1) & classified["created"].isna()).to_numpy()
-    undated = int(classified[weight].to_numpy(dtype="int64")[undated_rows].sum() if weight is not None
-                  else undated_rows.sum())
+    undated_rows = classified[(classified["label"] == 1) & classified["created"].isna()]
+    undated = int(undated_rows[weight].sum()) if weight is not None else len(undated_rows)
     if undated:
         notes.append(f"{undated:,} security threads have no creation date (e.g. replication posts) and are not counted.")
     rows = []

@@ -3,14 +3,15 @@
 :func:`normalise_notebook` rewrites a papermill-executed notebook in place so two runs of the same
 inputs give the same file: it removes execution timestamps and durations (papermill's and
 nbclient's cell and notebook metadata), the kernel's widget state, progress output (``stderr``
-streams, which is where tqdm and warnings write, widget-view outputs, and carriage-return redraws
-left in ``stdout``, and tqdm bars displayed as plain text), object addresses (``at 0x7f...``) and absolute paths (the project root and
-the external data folder become relative); execution counts are renumbered 1, 2, ... in cell
-order, and consecutive ``stdout`` streams are merged into one output (how the kernel splits a
-cell's printing into messages depends on timing).  Durations printed to ``stdout`` are masked with ``…`` (:data:`DURATION_PATTERNS`): the
-seconds that close a parenthesis (``(10 trial(s), 34 s)``, ``fold 1/3 done (7 s)``) and the run
-times and rates that ``transformers.Trainer`` prints (``'train_runtime': '329.6'``).  Any other
-printed duration or rate still differs between runs, so notebooks must not print one.
+streams, which is where tqdm and warnings write, widget-view outputs, carriage-return redraws left
+in ``stdout``, and tqdm bars displayed as plain text), object addresses (``at 0x7f...``) and
+absolute paths (the project root and the external data folder become relative); execution counts
+are renumbered 1, 2, ... in cell order, and consecutive ``stdout`` streams are merged into one
+output (how the kernel splits a cell's printing into messages depends on timing).  Durations
+printed to ``stdout`` are masked with ``…`` (:data:`DURATION_PATTERNS`): the seconds that close a
+parenthesis (``(10 trial(s), 34 s)``, ``fold 1/3 done (7 s)``) or follow "in" (``0.496 in 19 s``),
+and the run times and rates that ``transformers.Trainer`` prints (``'train_runtime': '329.6'``).
+Any other printed duration or rate still differs between runs, so notebooks must not print one.
 
 :func:`export_html` writes the notebook as one self-contained HTML file (nbconvert's ``lab``
 template, images inline) with every script and stylesheet the template would fetch from a CDN
