@@ -77,3 +77,22 @@ def test_every_deps_path_of_a_stage_is_written_by_a_stage_or_is_an_input() -> No
             if not any(dep == out or dep.startswith(out.rstrip("/") + "/") for out in written):
                 missing.append(f"{name}: {dep}")
     assert not missing, missing
+
+
+def test_dvc_hashes_no_file_the_installer_or_interpreter_writes_into_src() -> None:
+    """The report stage depends on ``src``: pip's ``secmine.egg-info`` (its PKG-INFO holds the README
+    as installed) and bytecode differ between environments, and a clean clone's `make repro` then
+    recorded another hash for ``src`` than the commit, so DVC must ignore them."""
+    import os
+
+    from dvc.repo import Repo
+
+    repo = Repo(str(config.PROJECT_ROOT))
+    try:
+        ignored = repo.dvcignore
+        src = config.PROJECT_ROOT / "src"
+        for path in ("secmine.egg-info/PKG-INFO", "secmine/__pycache__/io.cpython-312.pyc"):
+            assert ignored.is_ignored(repo.fs, os.fspath(src / path)), path
+        assert not ignored.is_ignored(repo.fs, os.fspath(src / "secmine" / "io.py"))
+    finally:
+        repo.close()
